@@ -1,0 +1,126 @@
+# exposrd - self-hosted reverse tunnel relay server
+#
+#   make                 build ./exposrd
+#   make test            unit tests, fuzz-corpus replay, integration tests
+#   make test SAN=1      the same under AddressSanitizer + UBSan (build-san/)
+#   make fuzz            libFuzzer targets (needs clang)
+#   make bench           benchmarks (tests/bench/, not part of the test suite)
+#   make install PREFIX=/usr/local DESTDIR=
+#   make clean
+#
+# Optional parts are 0/1 switches: WITH_SQLITE (default 1).
+
+VERSION      := 0.1.0
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+CC           ?= cc
+PKG_CONFIG   ?= pkg-config
+SAN          ?= 0
+WITH_SQLITE  ?= 1
+WITH_PGSQL   ?= 0
+WITH_REDIS   ?= 0
+WITH_SSH     ?= 0
+WITH_TLS     ?= 0
+
+ifeq ($(SAN),1)
+B            := build-san
+SANFLAGS     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT          ?= -O1 -g
+else
+B            := build
+SANFLAGS     :=
+OPT          ?= -O2 -g
+endif
+
+WARN   := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+          -Wpointer-arith -Wsign-compare -Wno-unused-parameter
+CFLAGS ?= $(OPT)
+ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SANFLAGS) \
+          -Ilib -Icompat -I$(B) -DEXPOSRD_VERSION='"$(VERSION)"' \
+          -DWITH_SQLITE=$(WITH_SQLITE) -DWITH_PGSQL=$(WITH_PGSQL) -DWITH_REDIS=$(WITH_REDIS) \
+          -DWITH_SSH=$(WITH_SSH) -DWITH_TLS=$(WITH_TLS)
+ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
+LIBS   :=
+
+OPTIONAL_SRCS := lib/storage-sqlite.c
+LIB_SRCS := $(filter-out $(OPTIONAL_SRCS),$(wildcard lib/*.c)) $(wildcard compat/*.c)
+
+ifeq ($(WITH_SQLITE),1)
+LIB_SRCS += lib/storage-sqlite.c
+SQLITE_CFLAGS := $(shell $(PKG_CONFIG) --cflags sqlite3 2>/dev/null)
+SQLITE_LIBS   := $(shell $(PKG_CONFIG) --libs sqlite3 2>/dev/null || echo -lsqlite3)
+ALL_CFLAGS += $(SQLITE_CFLAGS)
+LIBS += $(SQLITE_LIBS)
+endif
+
+LIB_OBJS  := $(patsubst %.c,$(B)/%.o,$(LIB_SRCS))
+UNIT_SRCS := $(wildcard tests/unit/t-*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
+REPLAY_BINS := $(patsubst tests/fuzz/fuzz-%.c,$(B)/fuzz/replay-%,$(FUZZ_SRCS))
+FUZZ_BINS := $(patsubst tests/fuzz/fuzz-%.c,build-fuzz/fuzz-%,$(FUZZ_SRCS))
+
+.PHONY: all test unit replay integration fuzz bench install clean check lint
+
+all: exposrd
+
+ifeq ($(SAN),1)
+all: $(B)/exposrd
+exposrd: $(B)/exposrd
+else
+exposrd: $(B)/exposrd
+	cp $(B)/exposrd exposrd
+endif
+
+$(B)/%.o: %.c $(wildcard lib/*.h compat/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/libexposrd.a: $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/exposrd: $(B)/exposrd.o $(B)/libexposrd.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: tests/unit/%.c tests/unit/test.h $(B)/libexposrd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(ALL_LDFLAGS) -o $@ $< $(B)/libexposrd.a $(LIBS)
+
+$(B)/fuzz/replay-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(B)/libexposrd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(B)/libexposrd.a $(LIBS)
+
+build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -Ilib -Icompat -DEXPOSRD_VERSION='"$(VERSION)"' -DWITH_SQLITE=$(WITH_SQLITE) \
+	  -DWITH_PGSQL=0 -DWITH_REDIS=0 -DWITH_SSH=0 -DWITH_TLS=0 -o $@ $< $(LIB_SRCS) $(LIBS)
+
+unit: $(UNIT_BINS)
+replay: $(REPLAY_BINS)
+
+# The README's test command. Prints one "N passed, N failed" line at the end.
+test: $(B)/exposrd $(UNIT_BINS) $(REPLAY_BINS)
+	@sh tests/run-tests.sh $(B)
+
+integration: $(B)/exposrd
+	@sh tests/run-tests.sh $(B) integration
+
+fuzz: $(FUZZ_BINS)
+
+bench: exposrd
+	@sh tests/bench/run.sh
+
+check: lint test
+
+lint:
+	@! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|gets)\(' lib/*.c compat/*.c exposrd.c || { echo 'lint: banned function'; exit 1; }
+	@! grep -nE '#ifdef WITH_|#if defined\(WITH_' lib/*.[ch] exposrd.c || { echo 'lint: use #if WITH_X'; exit 1; }
+
+install: exposrd
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 exposrd $(DESTDIR)$(PREFIX)/bin/exposrd
+
+clean:
+	rm -rf build build-san build-fuzz exposrd
