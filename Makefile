@@ -33,7 +33,8 @@ OPT          ?= -O2 -g
 endif
 
 WARN   := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
-          -Wpointer-arith -Wsign-compare -Wno-unused-parameter
+          -Wpointer-arith -Wsign-compare -Wno-unused-parameter \
+          -Wno-format-truncation
 CFLAGS ?= $(OPT)
 ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SANFLAGS) \
           -Ilib -Icompat -I$(B) -DEXPOSRD_VERSION='"$(VERSION)"' \
@@ -74,22 +75,26 @@ endif
 
 $(B)/%.o: %.c $(wildcard lib/*.h compat/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/libexposrd.a: $(LIB_OBJS)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	@$(AR) rcs $@ $^
 
 $(B)/exposrd: $(B)/exposrd.o $(B)/libexposrd.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/%: tests/unit/%.c tests/unit/test.h $(B)/libexposrd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $(ALL_LDFLAGS) -o $@ $< $(B)/libexposrd.a $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) -Itests/unit $(ALL_LDFLAGS) -o $@ $< $(B)/libexposrd.a $(LIBS)
 
 $(B)/fuzz/replay-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(B)/libexposrd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(B)/libexposrd.a $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(B)/libexposrd.a $(LIBS)
 
 build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)

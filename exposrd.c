@@ -1,0 +1,206 @@
+/* exposrd.c - main(): configuration, loop, modules, run.  Nothing else. */
+#include "admin.h"
+#include "api.h"
+#include "config.h"
+#include "err.h"
+#include "httpd.h"
+#include "log.h"
+#include "loop.h"
+#include "service.h"
+#include "storage.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHUTDOWN_GRACE_MS 30000   /* spec/config.md §8 */
+#define SHUTDOWN_POLL_MS 10
+#define MAX_LISTENERS 3           /* api, admin, admin-api ports */
+
+extern char **environ;
+
+struct listener {
+	int port;
+	struct httpd *httpd;
+};
+
+struct server {
+	struct config cfg;
+	struct loop *loop;
+	struct storage *storage;
+	struct service *svc;
+	struct api *api;
+	struct admin *admin;
+	struct listener listeners[MAX_LISTENERS];
+	int nlisteners;
+	int shutdown_signals;
+	uint64_t shutdown_started;
+	int exit_code;
+};
+
+static enum log_level log_level_of(int level)
+{
+	return level == CONFIG_LOG_ALL ? LOG_TRACE : (enum log_level)(level - 1);
+}
+
+/* The httpd serving port, created on first use. */
+static struct httpd *listener_for(struct server *s, int port)
+{
+	for (int i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].port == port)
+			return s->listeners[i].httpd;
+	struct httpd *h = httpd_new(s->loop, NULL, port, "http");
+	if (!h)
+		fatal("main", "Failed to start up: cannot listen on port %d: %s", port, strerror(errno));
+	s->listeners[s->nlisteners].port = port;
+	s->listeners[s->nlisteners].httpd = h;
+	s->nlisteners++;
+	return h;
+}
+
+static void check_features(const struct config *cfg)
+{
+	if ((cfg->transport_mask & CONFIG_TRANSPORT_SSH) && !WITH_SSH)
+		fatal("main", "Failed to start up: the SSH transport is not compiled into this build (WITH_SSH=0)");
+	if ((cfg->ingress_mask & CONFIG_INGRESS_SNI) && !WITH_TLS)
+		fatal("main", "Failed to start up: the SNI ingress is not compiled into this build (WITH_TLS=0)");
+	if (cfg->cluster_mode != CONFIG_CLUSTER_SINGLE_NODE)
+		fatal("main", "Failed to start up: clustering mode %s is not available in this build; use --cluster single-node",
+		      config_cluster_name(cfg->cluster_mode));
+}
+
+static void start_listeners(struct server *s)
+{
+	const struct config *cfg = &s->cfg;
+	struct httpd_component comp;
+
+	api_component(s->api, &comp);
+	(void)httpd_add_component(listener_for(s, cfg->api_port), &comp);
+	log_info("main", "HTTP controller listening on port %d", cfg->api_port);
+
+	if (cfg->admin_enable) {
+		admin_interface_component(s->admin, &comp);
+		(void)httpd_add_component(listener_for(s, cfg->admin_port), &comp);
+		log_info("main", "HTTP Admin listening on port %d", cfg->admin_port);
+	} else {
+		log_info("main", "HTTP Admin disabled");
+	}
+	if (cfg->admin_api_enable) {
+		if (cfg->admin_api_key)
+			log_info("main", "Admin API resource enabled with API key");
+		else if (cfg->admin_api_allow_access_without_key)
+			log_warn("main", "Admin API resource enabled without authentication");
+		else
+			log_warn("main", "Admin API resource disabled - no API key given");
+		admin_api_component(s->admin, &comp);
+		/* The admin API goes before the public API if they share a port. */
+		(void)httpd_add_component(listener_for(s, cfg->admin_api_port), &comp);
+		log_info("main", "HTTP Admin API listening on port %d", cfg->admin_api_port);
+	} else {
+		log_info("main", "HTTP Admin API disabled");
+	}
+}
+
+static void shutdown_poll(struct loop *loop, void *arg)
+{
+	struct server *s = arg;
+	unsigned busy = 0;
+	for (int i = 0; i < s->nlisteners; i++)
+		busy += httpd_busy(s->listeners[i].httpd);
+	uint64_t elapsed = loop_now(loop) - s->shutdown_started;
+	if (busy > 0 && elapsed < SHUTDOWN_GRACE_MS &&
+	    loop_timer_add(loop, SHUTDOWN_POLL_MS, shutdown_poll, s))
+		return;
+	if (busy > 0) {
+		log_warn("main", "Failed to gracefully shutdown service, forcing shutdown");
+		s->exit_code = 255;
+	}
+	loop_stop(loop);
+}
+
+static void on_signal(struct loop *loop, int signo, void *arg)
+{
+	struct server *s = arg;
+	const char *name = signo == SIGTERM ? "SIGTERM" : "SIGINT";
+	if (++s->shutdown_signals > 1) {
+		log_warn("main", "Failed to gracefully shutdown service, forcing shutdown");
+		exit(255);
+	}
+	log_info("main", "Shutdown initiated, signal=%s, press Ctrl-C again to force quit", name);
+	s->shutdown_started = loop_now(loop);
+	service_set_draining(s->svc, 1);
+	/* No new connections; requests in flight finish (bounded wait). */
+	for (int i = 0; i < s->nlisteners; i++)
+		httpd_stop_listening(s->listeners[i].httpd);
+	shutdown_poll(loop, s);
+}
+
+static void teardown(struct server *s)
+{
+	for (int i = 0; i < s->nlisteners; i++)
+		httpd_free(s->listeners[i].httpd);
+	/* Let storage completions of dropped requests run before freeing. */
+	loop_run_deferred(s->loop);
+	api_free(s->api);
+	admin_free(s->admin);
+	service_free(s->svc);
+	storage_close(s->storage);
+	loop_run_deferred(s->loop);
+	loop_free(s->loop);
+	config_free(&s->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	static struct server s;
+	uint64_t start_us = loop_mono_us();
+	if (config_init(&s.cfg) != 0)
+		return 255;
+	int rc = config_parse(&s.cfg, argc, argv, environ, stdout, stderr);
+	if (rc == 1) {
+		config_free(&s.cfg);
+		return 0;
+	}
+	if (rc != 0) {
+		config_free(&s.cfg);
+		return 255;
+	}
+	log_setup(log_level_of(s.cfg.log_level), s.cfg.log_format == CONFIG_LOG_FORMAT_JSON, stdout);
+	signal(SIGPIPE, SIG_IGN);
+	log_info("main", "exposrd %s", EXPOSRD_VERSION);
+	check_features(&s.cfg);
+
+	s.loop = loop_new();
+	if (!s.loop)
+		fatal("main", "Failed to start up: out of memory");
+	char err[512];
+	s.storage = storage_open(s.loop, s.cfg.storage_url, err, sizeof(err));
+	if (!s.storage)
+		fatal("main", "Failed to start up: %s", err);
+	if (s.cfg.storage_type == CONFIG_STORAGE_SQLITE)
+		log_info("main", "SQlite storage initialized: %s", s.cfg.storage_path);
+	s.svc = service_new(s.loop, &s.cfg, s.storage);
+	s.api = s.svc ? api_new(s.svc) : NULL;
+	s.admin = s.svc ? admin_new(s.svc) : NULL;
+	if (!s.api || !s.admin)
+		fatal("main", "Failed to start up: out of memory");
+	log_info("main", "node_id %s", service_node_id(s.svc));
+	log_info("main", "Clustering mode %s initialized", config_cluster_name(s.cfg.cluster_mode));
+	if (s.cfg.allow_registration)
+		log_warn("main", "Public account registration is enabled");
+	start_listeners(&s);
+	if (loop_signal(s.loop, SIGTERM, on_signal, &s) != 0 || loop_signal(s.loop, SIGINT, on_signal, &s) != 0)
+		fatal("main", "Failed to start up: cannot install signal handlers");
+
+	service_set_ready(s.svc, 1);
+	log_info("main", "exposrd ready in %llu us", (unsigned long long)(loop_mono_us() - start_us));
+	if (loop_run(s.loop) != 0)
+		fatal("main", "event loop failed: %s", strerror(errno));
+	uint64_t shutdown_ms = loop_now(s.loop) - s.shutdown_started;
+	int code = s.exit_code;
+	teardown(&s);
+	log_info("main", "Shutdown complete in %llu ms", (unsigned long long)shutdown_ms);
+	return code;
+}

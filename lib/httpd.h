@@ -1,0 +1,94 @@
+/* httpd.h - HTTP/1.1 server connections on the loop.
+ *
+ * One httpd per listening port.  For each request the handler's head()
+ * runs when the head is parsed and returns how many body bytes may be
+ * buffered (413 above it); request() runs when the body is complete and
+ * must answer with exactly one httpd_respond*() call, now or later (after
+ * asynchronous storage work).  The connection does not read further
+ * requests until the answer is queued (pipelined requests wait in the
+ * socket), so responses stay in order and slices stay valid.
+ *
+ * If the client goes away while a request is being handled, the request
+ * stays valid until it is answered; the answer is then dropped.
+ */
+#ifndef EXPOSRD_HTTPD_H
+#define EXPOSRD_HTTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+
+struct loop;
+struct httpd;
+struct httpd_req;
+
+#define HTTPD_HEADER_TIMEOUT_MS 10000   /* first byte to complete head */
+#define HTTPD_BODY_TIMEOUT_MS 30000     /* complete body */
+#define HTTPD_IDLE_TIMEOUT_MS 60000     /* keep-alive idle between requests */
+#define HTTPD_WRITE_TIMEOUT_MS 30000    /* response drained to the client */
+#define HTTPD_MAX_RESPONSE_BYTES (8u << 20) /* queued response bytes per connection */
+#define HTTPD_MAX_CONNECTIONS 16384
+
+#define HTTPD_MAX_COMPONENTS 8
+
+/* A component serves some requests of a listener.  Several components
+ * share one port (API, WS endpoint, HTTP ingress; admin and admin API);
+ * the first whose match() accepts the head gets the request, and a
+ * request no component matches gets 404. */
+struct httpd_component {
+	const char *name;
+	/* 1 if this component serves the request (only the head is known). */
+	int (*match)(struct httpd_req *req, void *arg);
+	/* Body bytes to buffer for this request; more answers 413. */
+	long (*body_limit)(struct httpd_req *req, void *arg);
+	void (*request)(struct httpd_req *req, void *arg);
+	void *arg;
+};
+
+/* Listen on port (host NULL: all addresses, IPv6 and IPv4).  Returns NULL
+ * with errno set on failure. */
+struct httpd *httpd_new(struct loop *loop, const char *host, int port, const char *name);
+void httpd_free(struct httpd *h); /* closes listener and all connections; NULL ok */
+int httpd_port(const struct httpd *h);
+/* Stop accepting new connections (graceful shutdown); open connections
+ * keep being served. */
+void httpd_stop_listening(struct httpd *h);
+/* Number of requests currently owned by handlers. */
+unsigned httpd_busy(const struct httpd *h);
+/* Append a component (tried in the order added).  Returns 0 or E_LIMIT. */
+int httpd_add_component(struct httpd *h, const struct httpd_component *c);
+
+/* Request accessors; slices are valid until the request is answered. */
+const struct http_request *httpd_req_head(const struct httpd_req *r);
+const char *httpd_req_path(const struct httpd_req *r, size_t *len);   /* without query */
+const char *httpd_req_query(const struct httpd_req *r, size_t *len);  /* without '?', may be NULL */
+const char *httpd_req_header(const struct httpd_req *r, const char *name, size_t *len);
+const char *httpd_req_body(const struct httpd_req *r, size_t *len);
+int httpd_req_has_body(const struct httpd_req *r); /* framed with CL or TE */
+int httpd_req_method_is(const struct httpd_req *r, const char *method);
+const char *httpd_req_peer(const struct httpd_req *r); /* numeric IP */
+int httpd_req_local_port(const struct httpd_req *r);
+struct loop *httpd_req_loop(const struct httpd_req *r);
+/* Per-request user pointer for asynchronous handlers. */
+void httpd_req_set_data(struct httpd_req *r, void *data);
+void *httpd_req_get_data(const struct httpd_req *r);
+
+/* Answer the request.  content_type NULL with body means text/plain.
+ * Body is copied.  HEAD requests get the headers only. */
+void httpd_respond(struct httpd_req *r, int status, const char *content_type, const char *body, size_t len);
+/* JSON answer with Content-Type application/json; charset=utf-8. */
+void httpd_respond_json(struct httpd_req *r, int status, const char *json, size_t len);
+/* Empty-bodied answer carrying the reason phrase as text ("Not Found");
+ * 204 gets no body at all. */
+void httpd_respond_status(struct httpd_req *r, int status);
+
+/* Counters for tests and the admin API. */
+struct httpd_stats {
+	uint64_t connections;
+	uint64_t requests;
+	unsigned open;
+};
+void httpd_get_stats(const struct httpd *h, struct httpd_stats *st);
+
+#endif
