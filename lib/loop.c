@@ -480,6 +480,8 @@ int loop_run(struct loop *loop)
 	loop->stop = 0;
 	while (!loop->stop) {
 		run_deferred(loop);
+		if (loop->stop)
+			break;
 		if (loop->poll_dirty && rebuild_pollfds(loop) != 0)
 			return E_NOMEM;
 		int n = poll(loop->pollfds, (nfds_t)loop->npoll, poll_timeout(loop));

@@ -68,6 +68,7 @@ struct storage_ops {
 /* Open the backend selected by the URL scheme.  Returns NULL and writes a
  * message to err (naming the compiled-in backends when unknown). */
 struct storage *storage_open(struct loop *loop, const char *url, char *err, size_t errcap);
+/* Close before loop_free: backends cancel their timers on the loop. */
 void storage_close(struct storage *s); /* NULL ok */
 struct loop *storage_loop(const struct storage *s);
 void *storage_backend(const struct storage *s);

@@ -104,14 +104,6 @@ static void teardown(void)
 		remove_db_files(db_path);
 }
 
-static void reopen(void)
-{
-	storage_close(S);
-	S = open_url(url);
-	if (!S)
-		exit(2);
-}
-
 static void on_timeout(struct loop *loop, void *arg)
 {
 	timed_out = 1;
@@ -685,6 +677,14 @@ TEST(t_open_bad_url)
 /* ---- sqlite-only cases ---------------------------------------------- */
 
 #if WITH_SQLITE
+
+static void reopen(void)
+{
+	storage_close(S);
+	S = open_url(url);
+	if (!S)
+		exit(2);
+}
 
 static sqlite3 *raw_open(const char *path)
 {

@@ -1,0 +1,18 @@
+#!/bin/sh
+# install-deps.sh - install what building and testing exposrd needs on
+# Debian 12 (bookworm).  Safe to run again; uses sudo when not root.
+set -eu
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+fi
+PACKAGES="gcc make pkg-config libc6-dev libsqlite3-dev curl python3 ca-certificates"
+missing=
+for p in $PACKAGES; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "installing:$missing"
+	$SUDO apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+fi

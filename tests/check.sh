@@ -1,0 +1,52 @@
+#!/bin/sh
+# check.sh - the full test suite: lint, the default build and the
+# AddressSanitizer + UBSan build, each running unit tests, fuzz-corpus
+# replays and integration tests.  Ends with one "N passed, N failed" line.
+set -u
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+cd "$TOP" || exit 1
+total_pass=0
+total_fail=0
+
+tally() {
+	# tally LABEL LOGFILE: add the summary line of a run to the totals
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$2" | tail -1)
+	if [ -z "$line" ]; then
+		echo "not ok - $1 produced no summary"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	p=${line%% passed*}
+	f=${line#*, }
+	f=${f%% failed}
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	echo "== $1: $line"
+}
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+if make lint >"$log" 2>&1; then
+	echo "ok - lint"
+	total_pass=$((total_pass + 1))
+else
+	cat "$log"
+	echo "not ok - lint"
+	total_fail=$((total_fail + 1))
+fi
+
+for san in 0 1; do
+	label="build SAN=$san"
+	if ! make -j2 SAN=$san all unit replay >"$log" 2>&1; then
+		tail -40 "$log"
+		echo "not ok - $label"
+		total_fail=$((total_fail + 1))
+		continue
+	fi
+	make --no-print-directory SAN=$san test 2>&1 | tee "$log"
+	tally "tests SAN=$san" "$log"
+done
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
