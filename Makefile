@@ -63,14 +63,12 @@ FUZZ_BINS := $(patsubst tests/fuzz/fuzz-%.c,build-fuzz/fuzz-%,$(FUZZ_SRCS))
 
 .PHONY: all test unit replay integration fuzz bench install clean check lint run
 
-all: exposrd
-
 ifeq ($(SAN),1)
 all: $(B)/exposrd
-exposrd: $(B)/exposrd
 else
+all: exposrd
 exposrd: $(B)/exposrd
-	cp $(B)/exposrd exposrd
+	@cp $(B)/exposrd exposrd.tmp && mv -f exposrd.tmp exposrd
 endif
 
 $(B)/%.o: %.c $(wildcard lib/*.h compat/*.h) Makefile
@@ -114,7 +112,7 @@ integration: $(B)/exposrd
 
 fuzz: $(FUZZ_BINS)
 
-bench: exposrd
+bench: all
 	@sh tests/bench/run.sh
 
 # The README's test command: lint, then the whole suite in the default and
@@ -126,7 +124,7 @@ lint:
 	@! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|gets)\(' lib/*.c compat/*.c exposrd.c || { echo 'lint: banned function'; exit 1; }
 	@! grep -nE '#ifdef WITH_|#if defined\(WITH_' lib/*.[ch] exposrd.c || { echo 'lint: use #if WITH_X'; exit 1; }
 
-install: exposrd
+install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 exposrd $(DESTDIR)$(PREFIX)/bin/exposrd
 

@@ -1,0 +1,367 @@
+# lib.sh - helpers for the integration scenarios (sourced by t-*.sh).
+#
+# POSIX sh.  Every scenario drives the real binary ("$EXPOSRD") over
+# loopback with curl and prints one "ok - name" / "not ok - name" line per
+# check.  Diagnostics are printed as "# ..." lines (shown by run-tests.sh).
+#
+# Server handling:
+#   start_server [ARGS...]   start "$EXPOSRD" ARGS in the background.  The
+#                            tokens @API@, @ADMIN@ and @P3@ inside ARGS (and
+#                            inside $SRV_ENV, a space-separated list of
+#                            NAME=VALUE environment settings) are replaced by
+#                            free ports, also left in $API_PORT, $ADMIN_PORT,
+#                            $P3_PORT.  Waits (bounded) until the API port
+#                            answers HTTP.  Retries with new ports when the
+#                            listen fails.  Sets SRV_PID, SRV_LOG, API, ADMIN.
+#   start_std [ARGS...]      start_server with the usual test setup: API,
+#                            admin interface and admin API (key "secretkey"),
+#                            registration and HTTP ingress on localhost.
+#   stop_server [NAME]       SIGTERM, bounded wait; one check: exit status 0
+#                            (non-zero, e.g. LeakSanitizer 23, fails with the log).
+#
+# Requests:
+#   req METHOD URL [curl args]   sets STATUS, BODY (also in $T/body),
+#                                headers in $T/headers
+#   check NAME METHOD URL STATUS [curl args]   req + ok/fail on the status
+#   expect_status METHOD URL STATUS [curl args] the same, name made up
+#   jv PYEXPR                    evaluate PYEXPR with j = parsed $BODY and
+#                                print it (strings raw, others as JSON)
+#   expect_json NAME PYEXPR EXPECTED   jv == EXPECTED
+#   expect_true NAME PYEXPR            bool(PYEXPR) with j = parsed $BODY
+
+TNAME=$(basename "$0" .sh)
+TNAME=${TNAME#t-}
+TOPDIR=$(cd "$(dirname "$0")/../.." && pwd)
+: "${EXPOSRD:=$TOPDIR/build/exposrd}"
+case $EXPOSRD in
+/*) ;;
+*) EXPOSRD=$(pwd)/$EXPOSRD ;;
+esac
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+export PY
+ADMIN_KEY=secretkey
+ADMIN_AUTH="Authorization: Bearer $(printf %s "$ADMIN_KEY" | base64)"
+# LeakSanitizer needs no ptrace here; keep reports on stderr (the log).
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export ASAN_OPTIONS
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/exposrd-it-$TNAME.XXXXXX") || exit 1
+NPASS=0
+NFAIL=0
+ALL_PIDS=""
+SRV_PID=""
+SRV_LOG=""
+SRV_N=0
+
+lib_cleanup() {
+	for p in $ALL_PIDS; do
+		kill -9 "$p" 2>/dev/null
+	done
+	rm -rf "$T"
+}
+trap lib_cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+# ---- reporting ----
+
+ok() {
+	NPASS=$((NPASS + 1))
+	echo "ok - $TNAME: $1"
+}
+
+diag() {
+	printf '%s\n' "$@" | sed 's/^/# /'
+}
+
+# fail NAME [detail...]: one "not ok" line, the detail and the log tail.
+fail() {
+	NFAIL=$((NFAIL + 1))
+	echo "not ok - $TNAME: $1"
+	shift
+	[ $# -gt 0 ] && diag "$@"
+	if [ -n "$SRV_LOG" ] && [ -f "$SRV_LOG" ]; then
+		echo "# --- server log tail ($SRV_LOG) ---"
+		tail -15 "$SRV_LOG" | cut -c1-400 | sed 's/^/# /'
+	fi
+}
+
+# result NAME CONDITION-EXIT-STATUS [detail...]
+result() {
+	n=$1
+	rc=$2
+	shift 2
+	if [ "$rc" -eq 0 ]; then ok "$n"; else fail "$n" "$@"; fi
+}
+
+finish() {
+	[ -n "$SRV_PID" ] && stop_server
+	echo "# $TNAME: $NPASS passed, $NFAIL failed"
+	[ "$NFAIL" -eq 0 ]
+	exit $?
+}
+
+# ---- ports and servers ----
+
+# Three distinct free TCP ports, space-separated.
+free_ports() {
+	$PY -c '
+import socket
+ss = []
+for _ in range(3):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("", 0))
+    ss.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in ss))
+'
+}
+
+# shell-quote one word
+shq() {
+	printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
+}
+
+subst_ports() {
+	printf '%s' "$1" | sed -e "s/@API@/$API_PORT/g" -e "s/@ADMIN@/$ADMIN_PORT/g" -e "s/@P3@/$P3_PORT/g"
+}
+
+# wait_http PORT [SECONDS]: until something answers HTTP on PORT.
+wait_http() {
+	wp=$1
+	tries=$((${2:-5} * 20))
+	while [ $tries -gt 0 ]; do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$wp/__ready__" 2>/dev/null)
+		[ "$code" != "000" ] && [ -n "$code" ] && return 0
+		if [ -n "$SRV_PID" ] && ! kill -0 "$SRV_PID" 2>/dev/null; then
+			return 2
+		fi
+		sleep 0.05
+		tries=$((tries - 1))
+	done
+	return 1
+}
+
+# launch_server ARGS...: start once with the current ports; no wait.
+launch_server() {
+	SRV_N=$((SRV_N + 1))
+	SRV_LOG=$T/server-$SRV_N.log
+	cmd="exec env"
+	for e in ${SRV_ENV:-}; do
+		cmd="$cmd $(shq "$(subst_ports "$e")")"
+	done
+	cmd="$cmd $(shq "$EXPOSRD")"
+	for a in "$@"; do
+		cmd="$cmd $(shq "$(subst_ports "$a")")"
+	done
+	eval "$cmd" >"$SRV_LOG" 2>&1 &
+	SRV_PID=$!
+	ALL_PIDS="$ALL_PIDS $SRV_PID"
+}
+
+start_server() {
+	attempt=0
+	while [ $attempt -lt 3 ]; do
+		attempt=$((attempt + 1))
+		ports=$(free_ports)
+		API_PORT=${ports%% *}
+		rest=${ports#* }
+		ADMIN_PORT=${rest%% *}
+		P3_PORT=${rest#* }
+		API=http://127.0.0.1:$API_PORT
+		ADMIN=http://127.0.0.1:$ADMIN_PORT
+		launch_server "$@"
+		wait_http "${SRV_WAIT_PORT:-$API_PORT}" "${SRV_WAIT_SECONDS:-8}"
+		wrc=$?
+		[ $wrc -eq 0 ] && return 0
+		if [ $wrc -eq 2 ] && grep -qi 'listen\|in use' "$SRV_LOG"; then
+			wait "$SRV_PID" 2>/dev/null
+			SRV_PID=""
+			continue # port raced away: new ports
+		fi
+		break
+	done
+	fail "server starts ($*)" "server did not answer on port ${SRV_WAIT_PORT:-$API_PORT}"
+	[ -n "$SRV_PID" ] && kill -9 "$SRV_PID" 2>/dev/null
+	SRV_PID=""
+	finish
+}
+
+start_std() {
+	start_server --api-port @API@ --admin-enable --admin-port @ADMIN@ \
+		--admin-api-enable --admin-api-port @ADMIN@ --admin-api-key "$ADMIN_KEY" \
+		--allow-registration --ingress-http-url "http://localhost:@API@" "$@"
+}
+
+# wait_exit PID SECONDS: 0 when PID is gone in time.
+wait_exit() {
+	tries=$(($2 * 20))
+	while kill -0 "$1" 2>/dev/null; do
+		[ $tries -le 0 ] && return 1
+		# a zombie still answers kill -0: check the state
+		st=$(ps -o stat= -p "$1" 2>/dev/null)
+		case $st in Z*) return 0 ;; esac
+		sleep 0.05
+		tries=$((tries - 1))
+	done
+	return 0
+}
+
+# stop_server [NAME] [SIGNAL]: stop the current server; one check.
+stop_server() {
+	name=${1:-server exits 0 on SIGTERM}
+	sig=${2:-TERM}
+	[ -n "$SRV_PID" ] || return 0
+	pid=$SRV_PID
+	kill -"$sig" "$pid" 2>/dev/null
+	if ! wait_exit "$pid" 15; then
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		SRV_PID=""
+		fail "$name" "server still running 15 s after SIG$sig"
+		return 1
+	fi
+	wait "$pid"
+	src=$?
+	SRV_PID=""
+	if [ $src -eq 0 ] && ! grep -q 'Sanitizer\|runtime error:' "$SRV_LOG"; then
+		ok "$name"
+		return 0
+	fi
+	fail "$name" "exit status $src"
+	echo "# --- sanitizer report ---"
+	grep -A25 'Sanitizer\|runtime error:' "$SRV_LOG" | head -60 | sed 's/^/# /'
+	return 1
+}
+
+# ---- requests ----
+
+req() {
+	rm -f "$T/body" "$T/headers"
+	m=$1
+	u=$2
+	shift 2
+	if [ "$m" = HEAD ]; then
+		STATUS=$(curl -s -I -o "$T/body" -D "$T/headers" -w '%{http_code}' --max-time 5 "$@" "$u")
+	else
+		STATUS=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' --max-time 5 -X "$m" "$@" "$u")
+	fi
+	[ -f "$T/body" ] || : >"$T/body"
+	BODY=$(cat "$T/body")
+}
+
+# req_json METHOD URL JSON [curl args]: JSON body with content type.
+req_json() {
+	m=$1
+	u=$2
+	d=$3
+	shift 3
+	req "$m" "$u" -H 'Content-Type: application/json' --data-binary "$d" "$@"
+}
+
+check() {
+	n=$1
+	want=$4
+	shift
+	m=$1
+	u=$2
+	shift 3
+	req "$m" "$u" "$@"
+	if [ "$STATUS" = "$want" ]; then
+		ok "$n"
+		return 0
+	fi
+	fail "$n" "$m $u: expected status $want, got $STATUS" "body: $(printf '%s' "$BODY" | head -c 600)"
+	return 1
+}
+
+expect_status() {
+	p=${2#http://}
+	p=/${p#*/}
+	check "$1 $p -> $3" "$@"
+}
+
+# header NAME: value of a response header of the last request (first one).
+header() {
+	tr -d '\r' <"$T/headers" | awk -v n="$1" 'BEGIN{n=tolower(n)} { i=index($0,":"); if (i && tolower(substr($0,1,i-1))==n) { v=substr($0,i+1); sub(/^[ \t]+/,"",v); print v; exit } }'
+}
+
+jv() {
+	printf '%s' "$BODY" | $PY -c '
+import json, sys
+src = sys.stdin.read()
+try:
+    j = json.loads(src)
+except Exception:
+    j = None
+try:
+    v = eval(sys.argv[1])
+except Exception as e:
+    print("<error: %s: %s>" % (type(e).__name__, e))
+    sys.exit(0)
+print(v if isinstance(v, str) else json.dumps(v, separators=(",", ":")))
+' "$1"
+}
+
+expect_json() {
+	got=$(jv "$2")
+	if [ "$got" = "$3" ]; then
+		ok "$1"
+		return 0
+	fi
+	fail "$1" "$2: expected $3, got $got" "status $STATUS body: $(printf '%s' "$BODY" | head -c 600)"
+	return 1
+}
+
+expect_true() {
+	got=$(jv "bool($2)")
+	if [ "$got" = "true" ]; then
+		ok "$1"
+		return 0
+	fi
+	fail "$1" "not true: $2 ($got)" "status $STATUS body: $(printf '%s' "$BODY" | head -c 800)"
+	return 1
+}
+
+# check_json NAME METHOD URL STATUS PYEXPR EXPECTED [curl args]: status and
+# one JSON value as a single check.
+check_json() {
+	n=$1
+	m=$2
+	u=$3
+	want=$4
+	ex=$5
+	exv=$6
+	shift 6
+	req "$m" "$u" "$@"
+	got=$(jv "$ex")
+	if [ "$STATUS" = "$want" ] && [ "$got" = "$exv" ]; then
+		ok "$n"
+		return 0
+	fi
+	fail "$n" "$m $u: expected $want with $ex = $exv; got $STATUS with $got" \
+		"body: $(printf '%s' "$BODY" | head -c 600)"
+	return 1
+}
+
+# ---- API shortcuts ----
+
+# new_account: creates an account through the admin API (works without
+# registration).  Sets ACC (normalized id), ACC_HR, TOKEN, AUTH (header).
+new_account() {
+	req POST "$ADMIN/v1/admin/account" -H "$ADMIN_AUTH"
+	if [ "$STATUS" != 201 ]; then
+		fail "create account via admin API" "status $STATUS body $BODY"
+		return 1
+	fi
+	ACC=$(jv 'j["account_id"]')
+	ACC_HR=$(jv 'j["account_id_hr"]')
+	TOKEN=$(printf %s "$ACC" | base64)
+	AUTH="Authorization: Bearer $TOKEN"
+}
+
+# put_tunnel ID [JSON]: PUT as $AUTH; sets STATUS/BODY.
+put_tunnel() {
+	pd=${2-}
+	[ -n "$pd" ] || pd='{}'
+	req_json PUT "$API/v1/tunnel/$1" "$pd" -H "$AUTH"
+}
