@@ -22,8 +22,13 @@ enum conn_state {
 	ST_HEAD,      /* reading a request head */
 	ST_BODY,      /* reading the body */
 	ST_HANDLING,  /* handler owns the request */
+	ST_STREAM,    /* streaming exchange: body in, raw output out */
+	ST_RAW,       /* upgraded: raw bytes both ways */
 	ST_CLOSING,   /* flushing the last answer, then close */
 };
+
+/* How a streamed request body is framed. */
+enum body_framing { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
 
 struct httpd_req {
 	struct httpd_conn *conn;
@@ -38,6 +43,18 @@ struct httpd_req {
 	void *data;
 	int sent_continue;
 	const struct httpd_component *comp; /* NULL: no component matched */
+	/* streaming mode */
+	const struct httpd_stream_ops *stream;
+	void *stream_arg;
+	enum body_framing framing;
+	uint64_t body_remaining;  /* BODY_LENGTH: bytes still to deliver */
+	int body_done;            /* body fully delivered (body_end sent) */
+	int body_paused;          /* the component took fewer bytes than offered */
+	int aborted;              /* the client went away */
+	int congested;            /* output above the high-water mark */
+	unsigned deferred_gen;    /* exchange a deferred body_end belongs to */
+	char method_copy[16];     /* for the access log after the head is gone */
+	size_t method_len;
 };
 
 struct httpd_conn {
@@ -47,6 +64,8 @@ struct httpd_conn {
 	enum conn_state state;
 	int closed;       /* socket gone; freed once the pending request is answered */
 	int in_process;   /* guards re-entry of conn_process */
+	unsigned gen;     /* bumped when an exchange ends (stale deferred calls) */
+	struct loop *loop;
 	struct buf in, out;
 	size_t scanned;
 	uint64_t deadline;        /* 0: none (handler owns the request) */
@@ -70,6 +89,9 @@ struct httpd {
 };
 
 static void conn_process(struct httpd_conn *c);
+static void start_stream(struct httpd_conn *c);
+static void stream_body_end_deferred(void *arg);
+static void stream_deliver(struct httpd_conn *c);
 static void conn_flush(struct httpd_conn *c);
 static void conn_io(struct loop *loop, int fd, int events, void *arg);
 
@@ -199,6 +221,15 @@ static void conn_close(struct httpd_conn *c)
 		c->next->prev = c->prev;
 	h->stats.open--;
 	/* A request in the handler keeps the memory until it is answered. */
+	if (c->state == ST_STREAM || c->state == ST_RAW) {
+		struct httpd_req *r = &c->req;
+		if (!r->aborted) {
+			r->aborted = 1;
+			if (r->stream && r->stream->aborted)
+				r->stream->aborted(r, r->stream_arg);
+		}
+		return;
+	}
 	if (c->state != ST_HANDLING)
 		(void)loop_defer(h->loop, conn_free, c);
 }
@@ -206,7 +237,13 @@ static void conn_close(struct httpd_conn *c)
 static void update_events(struct httpd_conn *c)
 {
 	int ev = 0;
+	struct httpd_req *r = &c->req;
 	if (c->state == ST_HEAD || c->state == ST_BODY)
+		ev |= LOOP_READ;
+	/* Streaming: read the body (or raw bytes) unless the component is full;
+	 * after the body, keep reading a little to notice the client leaving. */
+	if ((c->state == ST_STREAM || c->state == ST_RAW) && !r->body_paused &&
+	    buf_len(&c->in) < HTTPD_STREAM_HIGH_WATER)
 		ev |= LOOP_READ;
 	if (buf_len(&c->out) > 0)
 		ev |= LOOP_WRITE;
@@ -225,16 +262,23 @@ static void conn_flush(struct httpd_conn *c)
 			break;
 		buf_consume(&c->out, (size_t)n);
 	}
+	int streaming = c->state == ST_STREAM || c->state == ST_RAW;
 	if (buf_len(&c->out) == 0) {
 		buf_shrink(&c->out, HTTPD_IDLE_KEEP_BYTES);
 		if (c->state == ST_CLOSING) {
 			conn_close(c);
 			return;
 		}
-	} else {
+	} else if (!streaming) {
 		set_deadline(c, HTTPD_WRITE_TIMEOUT_MS);
 	}
 	update_events(c);
+	struct httpd_req *r = &c->req;
+	if (streaming && r->congested && buf_len(&c->out) < HTTPD_STREAM_LOW_WATER) {
+		r->congested = 0;
+		if (r->stream && r->stream->writable && !r->aborted)
+			r->stream->writable(r, r->stream_arg);
+	}
 }
 
 /* ---- answers ---- */
@@ -302,7 +346,7 @@ void httpd_respond(struct httpd_req *r, int status, const char *content_type, co
 		   (long long)(loop_mono_us() - r->start_us));
 	if (c->closed) {
 		c->state = ST_CLOSING;
-		conn_free(c);
+		(void)loop_defer(c->loop, conn_free, c);
 		return;
 	}
 	int head_only = httpd_req_method_is(r, "HEAD");
@@ -348,6 +392,10 @@ static int start_body(struct httpd_conn *c)
 	long limit = r->comp && r->comp->body_limit ? r->comp->body_limit(r, r->comp->arg) : 0;
 	if (!r->comp)
 		limit = HTTPD_MAX_BUFFERED_BODY; /* read it to keep the connection in sync */
+	if (limit == HTTPD_STREAM) {
+		c->state = ST_STREAM;
+		return 0;
+	}
 	if (limit < 0)
 		limit = 0;
 	if ((unsigned long)limit > HTTPD_MAX_BUFFERED_BODY)
@@ -430,6 +478,8 @@ static int parse_head(struct httpd_conn *c)
 	r->head_len = (size_t)rc;
 	r->body_consumed = 0;
 	r->start_us = loop_mono_us();
+	r->method_len = r->head.method_len < sizeof(r->method_copy) ? r->head.method_len : sizeof(r->method_copy);
+	memcpy(r->method_copy, r->head.method, r->method_len);
 	const char *q = memchr(r->head.target, '?', r->head.target_len);
 	r->path_len = q ? (size_t)(q - r->head.target) : r->head.target_len;
 	return 1;
@@ -446,6 +496,12 @@ static void conn_process(struct httpd_conn *c)
 				break;
 			if (start_body(c) != 0)
 				break;
+			if (c->state == ST_STREAM) {
+				start_stream(c);
+				if (c->state == ST_STREAM || c->state == ST_RAW)
+					break;
+				continue;
+			}
 		}
 		if (c->state != ST_BODY)
 			break;
@@ -487,6 +543,18 @@ static void conn_read(struct httpd_conn *c)
 		long n = net_read(c->fd, w, avail);
 		if (n == 0)
 			break;
+		if (n == E_CLOSED && c->state == ST_RAW && !c->req.body_done) {
+			/* Upgraded: the client finished sending; output may go on. */
+			stream_deliver(c);
+			if (c->closed)
+				return;
+			c->req.body_done = 1;
+			c->req.body_paused = 1; /* stop reading */
+			update_events(c);
+			if (c->req.stream && c->req.stream->body_end)
+				c->req.stream->body_end(&c->req, c->req.stream_arg);
+			return;
+		}
 		if (n < 0) {
 			conn_close(c);
 			return;
@@ -494,6 +562,12 @@ static void conn_read(struct httpd_conn *c)
 		buf_commit(&c->in, (size_t)n);
 		if ((size_t)n < avail)
 			break;
+	}
+	if (c->state == ST_STREAM || c->state == ST_RAW) {
+		stream_deliver(c);
+		if (!c->closed)
+			update_events(c);
+		return;
 	}
 	conn_process(c);
 }
@@ -506,7 +580,8 @@ static void conn_io(struct loop *loop, int fd, int events, void *arg)
 		if (c->closed)
 			return;
 	}
-	if ((events & (LOOP_READ | LOOP_ERROR)) && (c->state == ST_HEAD || c->state == ST_BODY))
+	int reading = c->state == ST_HEAD || c->state == ST_BODY || c->state == ST_STREAM || c->state == ST_RAW;
+	if ((events & (LOOP_READ | LOOP_ERROR)) && reading)
 		conn_read(c);
 	else if ((events & LOOP_ERROR) && !(events & LOOP_WRITE))
 		conn_close(c);
@@ -533,6 +608,7 @@ static void accept_one(struct httpd *h, int cfd, struct sockaddr_storage *sa)
 		return;
 	}
 	c->httpd = h;
+	c->loop = h->loop;
 	c->fd = cfd;
 	c->state = ST_HEAD;
 	c->req.conn = c;
@@ -640,11 +716,307 @@ void httpd_free(struct httpd *h)
 	httpd_stop_listening(h);
 	while (h->conns) {
 		struct httpd_conn *c = h->conns;
-		int pending = c->state == ST_HANDLING;
+		int pending = c->state == ST_HANDLING || c->state == ST_STREAM || c->state == ST_RAW;
 		conn_close(c);
 		/* The pending request will answer into a detached connection. */
 		if (pending)
 			c->httpd = NULL;
 	}
 	free(h);
+}
+
+/* ---- streaming exchanges ---- */
+
+static void start_stream(struct httpd_conn *c)
+{
+	struct httpd_req *r = &c->req;
+	r->stream = NULL;
+	r->stream_arg = NULL;
+	r->body_done = r->body_paused = r->aborted = r->congested = 0;
+	r->framing = BODY_NONE;
+	r->body_remaining = 0;
+	if (r->head.chunked) {
+		r->framing = BODY_CHUNKED;
+		http_chunked_init(&r->chunked);
+	} else if (r->head.content_length > 0) {
+		r->framing = BODY_LENGTH;
+		r->body_remaining = (uint64_t)r->head.content_length;
+	}
+	c->deadline = 0; /* an active exchange is never cut by httpd timers */
+	r->comp->request(r, r->comp->arg);
+	if (c->closed && !r->stream)
+		return;
+	if (c->state != ST_STREAM && c->state != ST_RAW)
+		return; /* finished (or detached) inside request() */
+	if (!r->stream) {
+		log_error(c->httpd->name, "component %s did not take the stream", r->comp->name);
+		httpd_req_abort(r);
+		return;
+	}
+	/* The head is no longer needed: the body starts at the buffer front. */
+	buf_consume(&c->in, r->head_len);
+	r->head_len = 0;
+	r->body_consumed = 0;
+	stream_deliver(c);
+	if (!c->closed)
+		update_events(c);
+}
+
+/* How many of the n buffered bytes belong to the body, advancing the
+ * framing state only for the bytes the component took. */
+static long body_span(struct httpd_req *r, const char *p, size_t n, struct http_chunked *after, int *done)
+{
+	*done = 0;
+	if (r->framing == BODY_NONE) {
+		*done = 1;
+		return 0;
+	}
+	if (r->framing == BODY_LENGTH) {
+		size_t take = n < r->body_remaining ? n : (size_t)r->body_remaining;
+		*done = take == r->body_remaining;
+		return (long)take;
+	}
+	*after = r->chunked;
+	size_t used = 0;
+	while (used < n) {
+		const char *data;
+		size_t dlen;
+		int fin;
+		int k = http_chunked_decode(after, p + used, n - used, &data, &dlen, &fin);
+		if (k < 0)
+			return E_INVAL;
+		used += (size_t)k;
+		if (fin) {
+			*done = 1;
+			break;
+		}
+		if (k == 0)
+			break;
+	}
+	return (long)used;
+}
+
+static void stream_deliver(struct httpd_conn *c)
+{
+	struct httpd_req *r = &c->req;
+	while (!c->closed && !r->aborted && !r->body_paused && r->stream) {
+		size_t len = buf_len(&c->in);
+		const char *p = buf_data(&c->in);
+		if (c->state == ST_RAW) {
+			if (len == 0)
+				return;
+			size_t took = r->stream->body(r, r->stream_arg, p, len);
+			buf_consume(&c->in, took);
+			if (took < len)
+				r->body_paused = 1;
+			continue;
+		}
+		if (c->state != ST_STREAM || r->body_done)
+			return;
+		struct http_chunked after;
+		int done;
+		long span = body_span(r, p, len, &after, &done);
+		if (span < 0) {
+			log_debug(c->httpd->name, "bad chunked body from %s", c->peer);
+			httpd_req_abort(r);
+			return;
+		}
+		size_t took = 0;
+		if (span > 0) {
+			took = r->stream->body(r, r->stream_arg, p, (size_t)span);
+			if (c->closed || r->aborted)
+				return;
+		}
+		if (took == (size_t)span) {
+			if (r->framing == BODY_CHUNKED)
+				r->chunked = after;
+			else
+				r->body_remaining -= took;
+		} else if (r->framing == BODY_CHUNKED) {
+			const char *d;
+			size_t dl;
+			int fin;
+			(void)http_chunked_decode(&r->chunked, p, took, &d, &dl, &fin);
+			done = 0;
+		} else {
+			r->body_remaining -= took;
+			done = 0;
+		}
+		buf_consume(&c->in, took);
+		if (took < (size_t)span) {
+			r->body_paused = 1;
+			return;
+		}
+		if (!done)
+			return; /* wait for more bytes */
+		r->body_done = 1;
+		if (r->stream->body_end)
+			r->stream->body_end(r, r->stream_arg);
+		return;
+	}
+}
+
+void httpd_req_stream(struct httpd_req *r, const struct httpd_stream_ops *ops, void *arg)
+{
+	r->stream = ops;
+	r->stream_arg = arg;
+	if (r->framing == BODY_NONE && !r->body_done && r->conn->state == ST_STREAM) {
+		/* No body: it is complete right away, reported after request(). */
+		r->body_done = 1;
+		r->deferred_gen = r->conn->gen;
+		if (ops->body_end)
+			(void)loop_defer(r->conn->loop, stream_body_end_deferred, r);
+	}
+}
+
+static void stream_body_end_deferred(void *arg)
+{
+	struct httpd_req *r = arg;
+	struct httpd_conn *c = r->conn;
+	if (c->state != ST_STREAM || r->aborted || !r->stream || r->deferred_gen != c->gen)
+		return;
+	r->stream->body_end(r, r->stream_arg);
+}
+
+int httpd_req_write(struct httpd_req *r, const char *p, size_t n)
+{
+	struct httpd_conn *c = r->conn;
+	if (c->closed || r->aborted || n == 0)
+		return 0;
+	if (buf_len(&c->out) == 0) {
+		/* Nothing queued: write straight from the caller's buffer. */
+		long w = net_write(c->fd, p, n);
+		if (w < 0) {
+			/* The error surfaces as a hangup on the next poll. */
+			return 0;
+		}
+		p += w;
+		n -= (size_t)w;
+		if (n == 0)
+			return 0;
+	}
+	if (buf_append(&c->out, p, n) != 0)
+		return E_LIMIT;
+	if (buf_len(&c->out) > HTTPD_STREAM_HIGH_WATER)
+		r->congested = 1;
+	update_events(c);
+	return 0;
+}
+
+int httpd_req_congested(const struct httpd_req *r)
+{
+	return r->congested;
+}
+
+void httpd_req_resume_body(struct httpd_req *r)
+{
+	struct httpd_conn *c = r->conn;
+	if (!r->body_paused || c->closed)
+		return;
+	r->body_paused = 0;
+	if (c->state == ST_RAW && r->body_done)
+		return;
+	stream_deliver(c);
+	if (!c->closed)
+		update_events(c);
+}
+
+void httpd_req_upgrade(struct httpd_req *r)
+{
+	struct httpd_conn *c = r->conn;
+	if (c->state != ST_STREAM)
+		return;
+	c->state = ST_RAW;
+	r->body_done = 0;
+	r->head.keep_alive = 0;
+}
+
+static void log_stream_access(struct httpd_req *r, int status)
+{
+	struct httpd_conn *c = r->conn;
+	char method[16];
+	size_t mlen = r->method_len < sizeof(method) - 1 ? r->method_len : sizeof(method) - 1;
+	memcpy(method, r->method_copy, mlen);
+	method[mlen] = '\0';
+	log_access(c->httpd ? c->httpd->name : "http", c->peer, method, "-", 1, status,
+		   (long long)(loop_mono_us() - r->start_us));
+}
+
+void httpd_req_finish(struct httpd_req *r, int keep_alive, int status)
+{
+	struct httpd_conn *c = r->conn;
+	if (c->state != ST_STREAM && c->state != ST_RAW)
+		return;
+	log_stream_access(r, status);
+	c->gen++;
+	r->stream = NULL;
+	if (c->closed) {
+		c->state = ST_CLOSING;
+		(void)loop_defer(c->loop, conn_free, c);
+		return;
+	}
+	c->httpd->stats.requests++;
+	int keep = keep_alive && r->head.keep_alive && r->body_done && c->state == ST_STREAM;
+	r->head_len = 0;
+	r->body_consumed = 0;
+	r->data = NULL;
+	r->sent_continue = 0;
+	r->body_paused = 0;
+	c->scanned = 0;
+	c->state = keep ? ST_HEAD : ST_CLOSING;
+	set_deadline(c, HTTPD_IDLE_TIMEOUT_MS);
+	conn_flush(c);
+	if (!c->closed && c->state == ST_HEAD && !c->in_process && buf_len(&c->in) > 0)
+		conn_process(c);
+}
+
+void httpd_req_abort(struct httpd_req *r)
+{
+	struct httpd_conn *c = r->conn;
+	if (c->state == ST_STREAM || c->state == ST_RAW)
+		log_stream_access(r, 0);
+	c->gen++;
+	r->stream = NULL;
+	r->aborted = 1;
+	int was_closed = c->closed;
+	c->state = ST_CLOSING;
+	if (!was_closed)
+		conn_close(c); /* frees it (deferred) */
+	else
+		(void)loop_defer(c->loop, conn_free, c);
+}
+
+int httpd_req_detach(struct httpd_req *r, char **leftover, size_t *leftover_len)
+{
+	struct httpd_conn *c = r->conn;
+	struct httpd *h = c->httpd;
+	size_t extra = buf_len(&c->in) - r->head_len;
+	*leftover = NULL;
+	*leftover_len = 0;
+	if (extra > 0) {
+		*leftover = malloc(extra);
+		if (*leftover) {
+			memcpy(*leftover, buf_data(&c->in) + r->head_len, extra);
+			*leftover_len = extra;
+		}
+	}
+	int fd = c->fd;
+	log_stream_access(r, 101);
+	loop_del(h->loop, fd);
+	loop_timer_cancel(h->loop, c->timer);
+	c->timer = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	h->stats.open--;
+	h->stats.requests++;
+	c->fd = -1;
+	c->closed = 1;
+	c->state = ST_CLOSING;
+	c->gen++;
+	(void)loop_defer(c->loop, conn_free, c);
+	return fd;
 }

@@ -83,6 +83,56 @@ void httpd_respond_json(struct httpd_req *r, int status, const char *json, size_
  * 204 gets no body at all. */
 void httpd_respond_status(struct httpd_req *r, int status);
 
+/* ---- streaming mode (HTTP ingress) ----
+ *
+ * A component whose body_limit() returns HTTPD_STREAM gets request() right
+ * after the head; the head slices are valid only during that call.  It
+ * must call httpd_req_stream() there.  The request body then arrives raw
+ * (its framing kept) through body(); output is written raw with
+ * httpd_req_write(); httpd_req_finish() ends the exchange, after which the
+ * connection reads the next request (keep-alive) or closes.
+ */
+#define HTTPD_STREAM (-2L)
+#define HTTPD_STREAM_HIGH_WATER (64u << 10) /* output above this: congested */
+#define HTTPD_STREAM_LOW_WATER (16u << 10)  /* writable() again below this */
+
+struct httpd_stream_ops {
+	/* Raw body bytes of this request (or, after httpd_req_upgrade, every
+	 * byte from the client).  Returns how many were taken; taking fewer
+	 * pauses reading until httpd_req_resume_body(). */
+	size_t (*body)(struct httpd_req *req, void *arg, const char *p, size_t n);
+	/* The request body is complete (upgraded: the client sent EOF). */
+	void (*body_end)(struct httpd_req *req, void *arg);
+	/* Output drained below the low-water mark after being congested. */
+	void (*writable)(struct httpd_req *req, void *arg);
+	/* The client went away.  No more callbacks; the component must still
+	 * call httpd_req_finish() to release the request. */
+	void (*aborted)(struct httpd_req *req, void *arg);
+};
+
+void httpd_req_stream(struct httpd_req *req, const struct httpd_stream_ops *ops, void *arg);
+/* Queue raw response bytes.  Returns 0, or E_LIMIT when the hard output cap
+ * would be exceeded (nothing queued). */
+int httpd_req_write(struct httpd_req *req, const char *p, size_t n);
+/* True while queued output is above the high-water mark. */
+int httpd_req_congested(const struct httpd_req *req);
+void httpd_req_resume_body(struct httpd_req *req);
+/* Raw mode after a 101 from upstream: no more HTTP parsing on this
+ * connection; every client byte goes to body(). */
+void httpd_req_upgrade(struct httpd_req *req);
+/* End the exchange.  keep_alive 0 closes after the output is flushed; the
+ * connection is also closed when the request body was not fully read.
+ * status is for the access log (0: unknown). */
+void httpd_req_finish(struct httpd_req *req, int keep_alive, int status);
+/* Close the client connection at once (truncation is visible to it), and
+ * release the request. */
+void httpd_req_abort(struct httpd_req *req);
+
+/* Take the connection's socket out of httpd (WebSocket transport): returns
+ * the fd and appends bytes already read after the head to leftover. The
+ * request and connection are released. */
+int httpd_req_detach(struct httpd_req *req, char **leftover, size_t *leftover_len);
+
 /* Counters for tests and the admin API. */
 struct httpd_stats {
 	uint64_t connections;
