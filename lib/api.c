@@ -732,7 +732,7 @@ static void api_request(struct httpd_req *req, void *arg)
 		call_free(call);
 		return;
 	}
-	service_account_get(svc, call->account_id, authenticated, call);
+	service_account_auth(svc, call->account_id, authenticated, call);
 }
 
 struct api *api_new(struct service *svc)

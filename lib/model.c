@@ -15,10 +15,14 @@
 
 int strlist_add(struct strlist *l, const char *s, size_t n)
 {
-	char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
-	if (!v)
-		return E_NOMEM;
-	l->v = v;
+	/* Grow geometrically: capacity is the next power of two >= n + 1. */
+	if ((l->n & (l->n - 1)) == 0 || l->n == 0) {
+		size_t cap = l->n ? l->n * 2 : 4;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return E_NOMEM;
+		l->v = v;
+	}
 	char *copy = malloc(n + 1);
 	if (!copy)
 		return E_NOMEM;
@@ -197,7 +201,7 @@ void account_free(struct account *a)
 	a->disabled_reason = NULL;
 }
 
-int account_from_json(struct account *a, const char *json, size_t len)
+static int account_read(struct account *a, const char *json, size_t len, int with_tunnels)
 {
 	struct doc d;
 	int rc = doc_parse(&d, json, len);
@@ -208,7 +212,8 @@ int account_from_json(struct account *a, const char *json, size_t len)
 		read_fixed(&d, doc_get(&d, 0, "accountId"), a->id, sizeof(a->id));
 	read_fixed(&d, doc_get(&d, 0, "created_at"), a->created_at, sizeof(a->created_at));
 	read_fixed(&d, doc_get(&d, 0, "updated_at"), a->updated_at, sizeof(a->updated_at));
-	rc = read_strlist(&d, doc_get(&d, 0, "tunnels"), &a->tunnels);
+	if (with_tunnels)
+		rc = read_strlist(&d, doc_get(&d, 0, "tunnels"), &a->tunnels);
 	int status = doc_get(&d, 0, "status");
 	read_bool(&d, doc_get(&d, status, "disabled"), &a->disabled);
 	read_fixed(&d, doc_get(&d, status, "disabled_at"), a->disabled_at, sizeof(a->disabled_at));
@@ -216,6 +221,16 @@ int account_from_json(struct account *a, const char *json, size_t len)
 		rc = read_str(&d, doc_get(&d, status, "disabled_reason"), &a->disabled_reason);
 	free(d.t);
 	return rc;
+}
+
+int account_from_json(struct account *a, const char *json, size_t len)
+{
+	return account_read(a, json, len, 1);
+}
+
+int account_from_json_brief(struct account *a, const char *json, size_t len)
+{
+	return account_read(a, json, len, 0);
 }
 
 static void write_opt_str(struct json_writer *w, const char *key, const char *v)

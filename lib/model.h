@@ -58,6 +58,9 @@ void iso_now(char out[ISO_TIME_LEN + 1]);
 void account_init(struct account *a);
 void account_free(struct account *a);
 int account_from_json(struct account *a, const char *json, size_t len); /* 0 or E_INVAL */
+/* Without the tunnel list: enough for authentication, cheap for accounts
+ * that own many tunnels. */
+int account_from_json_brief(struct account *a, const char *json, size_t len);
 char *account_to_json(const struct account *a, size_t *len);             /* storage form; NULL on ENOMEM */
 
 void tunnel_config_init(struct tunnel_config *t);

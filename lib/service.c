@@ -134,6 +134,7 @@ struct read_ctx {
 		service_tunnel_cb tunnel;
 	} cb;
 	void *arg;
+	int brief; /* account without its tunnel list */
 };
 
 static void account_read_done(void *arg, int status, const char *value, size_t len)
@@ -143,7 +144,10 @@ static void account_read_done(void *arg, int status, const char *value, size_t l
 	struct account a;
 	account_init(&a);
 	result_set(&res, status_of(status), NULL);
-	if (status == 0 && account_from_json(&a, value, len) != 0) {
+	int rc = 0;
+	if (status == 0)
+		rc = ctx->brief ? account_from_json_brief(&a, value, len) : account_from_json(&a, value, len);
+	if (rc != 0) {
 		log_warn("service", "unreadable account record");
 		result_set(&res, SVC_BACKEND, "unreadable record");
 	}
@@ -152,7 +156,19 @@ static void account_read_done(void *arg, int status, const char *value, size_t l
 	free(ctx);
 }
 
+static void account_get(struct service *svc, const char *account_id, int brief, service_account_cb cb, void *arg);
+
 void service_account_get(struct service *svc, const char *account_id, service_account_cb cb, void *arg)
+{
+	account_get(svc, account_id, 0, cb, arg);
+}
+
+void service_account_auth(struct service *svc, const char *account_id, service_account_cb cb, void *arg)
+{
+	account_get(svc, account_id, 1, cb, arg);
+}
+
+static void account_get(struct service *svc, const char *account_id, int brief, service_account_cb cb, void *arg)
 {
 	struct read_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
@@ -164,6 +180,7 @@ void service_account_get(struct service *svc, const char *account_id, service_ac
 	ctx->svc = svc;
 	ctx->cb.account = cb;
 	ctx->arg = arg;
+	ctx->brief = brief;
 	storage_get(svc->storage, NS_ACCOUNT, account_id, account_read_done, ctx);
 }
 

@@ -118,6 +118,8 @@ typedef void (*service_list_cb)(void *arg, const struct service_result *res, cha
 /* Records passed to callbacks are valid only during the callback. */
 void service_account_create(struct service *svc, service_account_cb cb, void *arg);
 void service_account_get(struct service *svc, const char *account_id, service_account_cb cb, void *arg);
+/* Like service_account_get without the tunnel list (authentication). */
+void service_account_auth(struct service *svc, const char *account_id, service_account_cb cb, void *arg);
 void service_account_disable(struct service *svc, const char *account_id, int disable, const char *reason,
 			     service_account_cb cb, void *arg);
 void service_account_delete(struct service *svc, const char *account_id, service_done_cb cb, void *arg);

@@ -154,6 +154,7 @@ static int cmd_startup(int port, double timeout_ms, char **argv)
 		return 1;
 	}
 	if (pid == 0) {
+		dup2(2, 1); /* keep our stdout for the result */
 		execvp(argv[0], argv);
 		perror(argv[0]);
 		_exit(127);
