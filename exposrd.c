@@ -2,6 +2,10 @@
 #include "admin.h"
 #include "api.h"
 #include "config.h"
+#include "dns.h"
+#include "ingress-http.h"
+#include "transport-ws.h"
+#include "tunnel.h"
 #include "err.h"
 #include "httpd.h"
 #include "log.h"
@@ -17,7 +21,7 @@
 
 #define SHUTDOWN_GRACE_MS 30000   /* spec/config.md §8 */
 #define SHUTDOWN_POLL_MS 10
-#define MAX_LISTENERS 3           /* api, admin, admin-api ports */
+#define MAX_LISTENERS 4           /* api, ingress, admin, admin-api ports */
 
 extern char **environ;
 
@@ -33,6 +37,10 @@ struct server {
 	struct service *svc;
 	struct api *api;
 	struct admin *admin;
+	struct registry *registry;
+	struct transport_ws *transport_ws;
+	struct ingress_http *ingress_http;
+	struct dns *dns;
 	struct listener listeners[MAX_LISTENERS];
 	int nlisteners;
 	int shutdown_signals;
@@ -76,6 +84,18 @@ static void start_listeners(struct server *s)
 	const struct config *cfg = &s->cfg;
 	struct httpd_component comp;
 
+	/* Dispatch order on a shared port: ingress, WS endpoint, API (§0.1). */
+	if (s->ingress_http) {
+		ingress_http_component(s->ingress_http, &comp);
+		(void)httpd_add_component(listener_for(s, cfg->ingress_http_port), &comp);
+		log_info("main", "HTTP ingress listening on port %d (agent idle timeout %d)", cfg->ingress_http_port,
+			 cfg->ingress_http_agent_idle_timeout);
+	}
+	if (s->transport_ws) {
+		transport_ws_component(s->transport_ws, &comp);
+		(void)httpd_add_component(listener_for(s, cfg->api_port), &comp);
+		log_info("main", "WS transport connection endpoint listening on port %d", cfg->api_port);
+	}
 	api_component(s->api, &comp);
 	(void)httpd_add_component(listener_for(s, cfg->api_port), &comp);
 	log_info("main", "HTTP controller listening on port %d", cfg->api_port);
@@ -131,6 +151,10 @@ static void on_signal(struct loop *loop, int signo, void *arg)
 	log_info("main", "Shutdown initiated, signal=%s, press Ctrl-C again to force quit", name);
 	s->shutdown_started = loop_now(loop);
 	service_set_draining(s->svc, 1);
+	/* Tunnel clients first: close 1001, no new registrations (§8 step 3). */
+	if (s->transport_ws)
+		transport_ws_shutdown(s->transport_ws);
+	registry_shutdown(s->registry);
 	/* No new connections; requests in flight finish (bounded wait). */
 	for (int i = 0; i < s->nlisteners; i++)
 		httpd_stop_listening(s->listeners[i].httpd);
@@ -143,6 +167,11 @@ static void teardown(struct server *s)
 		httpd_free(s->listeners[i].httpd);
 	/* Let storage completions of dropped requests run before freeing. */
 	loop_run_deferred(s->loop);
+	ingress_http_free(s->ingress_http);
+	transport_ws_free(s->transport_ws);
+	loop_run_deferred(s->loop);
+	registry_free(s->registry);
+	dns_free(s->dns);
 	api_free(s->api);
 	admin_free(s->admin);
 	service_free(s->svc);
@@ -184,8 +213,25 @@ int main(int argc, char **argv)
 	s.svc = service_new(s.loop, &s.cfg, s.storage);
 	s.api = s.svc ? api_new(s.svc) : NULL;
 	s.admin = s.svc ? admin_new(s.svc) : NULL;
-	if (!s.api || !s.admin)
+	s.registry = s.svc ? registry_new(s.loop, service_node_id(s.svc), s.cfg.transport_max_connections) : NULL;
+	s.dns = dns_new(s.loop, NULL);
+	if (!s.api || !s.admin || !s.registry || !s.dns)
 		fatal("main", "Failed to start up: out of memory");
+	struct service_connections hooks;
+	registry_service_hooks(s.registry, &hooks);
+	service_set_connections(s.svc, &hooks);
+	struct service_cname_checker checker = {dns_cname_check, s.dns};
+	service_set_cname_checker(s.svc, &checker);
+	if (s.cfg.transport_mask & CONFIG_TRANSPORT_WS) {
+		s.transport_ws = transport_ws_new(s.loop, s.svc, s.registry);
+		if (!s.transport_ws)
+			fatal("main", "Failed to start up: out of memory");
+	}
+	if (s.cfg.ingress_mask & CONFIG_INGRESS_HTTP) {
+		s.ingress_http = ingress_http_new(s.loop, s.svc, s.registry);
+		if (!s.ingress_http)
+			fatal("main", "Failed to start up: out of memory");
+	}
 	log_info("main", "node_id %s", service_node_id(s.svc));
 	log_info("main", "Clustering mode %s initialized", config_cluster_name(s.cfg.cluster_mode));
 	if (s.cfg.allow_registration)

@@ -455,6 +455,20 @@ static void cluster_view(struct admin_call *call)
 	call_free(call);
 }
 
+/* Length of UTF-8 text in UTF-16 code units, as JavaScript (and the
+ * reference's validator) counts string length. */
+static size_t utf16_length(const char *s)
+{
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p & 0xC0) != 0x80)
+			n++;
+		if (*p >= 0xF0)
+			n++; /* outside the BMP: a surrogate pair */
+	}
+	return n;
+}
+
 /* PUT .../disable body: {"disable": bool, "reason": string <= 256}. */
 static int parse_disable(struct httpd_req *req, int *disable, char *reason, size_t cap, char *field, size_t fcap)
 {
@@ -490,8 +504,8 @@ static int parse_disable(struct httpd_req *req, int *disable, char *reason, size
 			has_disable = 1;
 			*disable = toks[v].type == JSON_TRUE;
 		} else if (json_str_eq(body, &toks[i], "reason")) {
-			if (toks[v].type != JSON_STRING || json_str_decode(body, &toks[v], reason, cap) < 0 ||
-			    strlen(reason) > MODEL_MAX_REASON) {
+			int rlen = toks[v].type == JSON_STRING ? json_str_decode(body, &toks[v], reason, cap) : -1;
+			if (rlen < 0 || (size_t)rlen != strlen(reason) || utf16_length(reason) > MODEL_MAX_REASON) {
 				snprintf(field, fcap, "\"reason\" must be a string of at most 256 characters");
 				return E_INVAL;
 			}

@@ -219,6 +219,7 @@ static int read_alt_names(const struct body_doc *d, int tok, struct tunnel_patch
 {
 	const struct json_token *t = &d->toks[tok];
 	p->has_alt_names = 1;
+	strlist_clear(&p->alt_names); /* a repeated key replaces the list */
 	if (t->type == JSON_NULL)
 		return 0;
 	if (t->type != JSON_ARRAY)
@@ -231,7 +232,8 @@ static int read_alt_names(const struct body_doc *d, int tok, struct tunnel_patch
 		snprintf(path, sizeof(path), "ingress.http.alt_names[%u]", (unsigned)k);
 		if (d->toks[i].type != JSON_STRING)
 			return body_fail(e, "\"%s\" must be a string", path);
-		if (json_str_decode(d->s, &d->toks[i], name, sizeof(name)) < 0)
+		int nlen = json_str_decode(d->s, &d->toks[i], name, sizeof(name));
+		if (nlen < 0 || (size_t)nlen != strlen(name))
 			return body_fail(e, "\"%s\" must contain a valid domain name", path);
 		for (char *c = name; *c; c++)
 			if (*c >= 'A' && *c <= 'Z')
@@ -310,18 +312,26 @@ static int target_member(const struct body_doc *d, const char *key, int val, str
 		return E_NOTFOUND;
 	const struct json_token *t = &d->toks[val];
 	p->has_target = 1;
+	/* A repeated key replaces the earlier value (JSON.parse semantics). */
+	free(p->target_url);
+	p->target_url = NULL;
 	if (t->type == JSON_NULL)
 		return 0;
 	if (t->type != JSON_STRING)
 		return body_fail(e, "\"%s\" must be a string", "target.url");
-	char *url = json_str_dup(d->s, t);
-	if (!url)
+	size_t cap = (size_t)t->len + 1;
+	char *url = malloc(cap);
+	int ulen = url ? json_str_decode(d->s, t, url, cap) : -1;
+	if (ulen < 0) {
+		free(url);
 		return body_fail(e, "%s", "out of memory");
-	if (!url[0]) {
+	}
+	if (ulen == 0) {
 		free(url);
 		return body_fail(e, "\"%s\" is not allowed to be empty", "target.url");
 	}
-	if (strlen(url) > URL_MAX || !uri_valid(url)) {
+	/* \u0000 decodes to an embedded NUL: not a URI character. */
+	if ((size_t)ulen != strlen(url) || strlen(url) > URL_MAX || !uri_valid(url)) {
 		free(url);
 		return body_fail(e, "\"%s\" must be a valid uri", "target.url");
 	}

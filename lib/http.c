@@ -1,6 +1,7 @@
 #include "http.h"
 #include "err.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* RFC 9110 tchar */
@@ -362,6 +363,266 @@ int http_chunked_decode(struct http_chunked *c, const char *in, size_t len,
 	}
 	*done = c->state == CH_DONE;
 	return (int)i;
+}
+
+/* ---- responses ---- */
+
+const struct http_header *http_response_find_header(const struct http_response *res, const char *name)
+{
+	for (size_t i = 0; i < res->num_headers; i++)
+		if (http_slice_ieq(res->headers[i].name, res->headers[i].name_len, name))
+			return &res->headers[i];
+	return NULL;
+}
+
+/* status-line = HTTP-version SP 3DIGIT [ SP reason-phrase ]; the missing
+ * SP + reason is tolerated ("HTTP/1.1 200"). */
+static int parse_status_line(const char *p, size_t n, struct http_response *res)
+{
+	if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ')
+		return E_INVAL;
+	if (p[7] != '0' && p[7] != '1')
+		return E_INVAL;
+	res->minor_version = p[7] - '0';
+	int status = 0;
+	for (size_t i = 9; i < 12; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return E_INVAL;
+		status = status * 10 + (p[i] - '0');
+	}
+	if (status < 100)
+		return E_INVAL;
+	res->status = status;
+	res->reason = p + 12;
+	res->reason_len = 0;
+	if (n == 12)
+		return 0;
+	if (p[12] != ' ')
+		return E_INVAL;
+	for (size_t i = 13; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return E_INVAL;
+	}
+	res->reason = p + 13;
+	res->reason_len = n - 13;
+	return 0;
+}
+
+/* Content-Length, also as a list of identical values ("5, 5", RFC 9110
+ * §8.6).  Empty elements or differing values are invalid. */
+static int parse_content_length_list(const char *v, size_t n, int64_t *out)
+{
+	int64_t value = -1;
+	size_t i = 0;
+	for (;;) {
+		size_t start = i;
+		while (i < n && v[i] != ',')
+			i++;
+		size_t end = i;
+		while (start < end && (v[start] == ' ' || v[start] == '\t'))
+			start++;
+		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+			end--;
+		int64_t cl;
+		if (parse_content_length(v + start, end - start, &cl) != 0)
+			return E_INVAL;
+		if (value >= 0 && value != cl)
+			return E_INVAL;
+		value = cl;
+		if (i == n)
+			break;
+		i++; /* ',' */
+	}
+	*out = value;
+	return 0;
+}
+
+struct te_state {
+	int present;     /* any Transfer-Encoding header seen */
+	int last_chunked; /* the last coding seen so far is chunked */
+	int chunked_seen; /* chunked seen before the last coding */
+};
+
+/* Walks the codings of one Transfer-Encoding value in order; the state
+ * carries across several Transfer-Encoding headers. */
+static int apply_transfer_encoding(struct te_state *te, const char *v, size_t n)
+{
+	te->present = 1;
+	size_t i = 0;
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		if (i == n)
+			break;
+		size_t start = i;
+		/* a coding is a token, optionally with ;parameters */
+		while (i < n && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t')
+			i++;
+		int is_chunked = http_slice_ieq(v + start, i - start, "chunked");
+		while (i < n && v[i] != ',')
+			i++;
+		if (is_chunked && (te->last_chunked || te->chunked_seen))
+			return E_INVAL; /* chunked applied twice */
+		if (te->last_chunked)
+			te->chunked_seen = 1;
+		te->last_chunked = is_chunked;
+	}
+	return 0;
+}
+
+int http_parse_response(const char *buf, size_t len, size_t scanned, struct http_response *res)
+{
+	/* Tolerate a few empty lines before the status line, as llhttp does
+	 * (a stray CRLF after a previous body). */
+	size_t skip = 0;
+	while (skip < len && skip < 8 && (buf[skip] == '\r' || buf[skip] == '\n'))
+		skip++;
+	size_t head_end = find_head_end(buf + skip, len - skip, scanned > skip ? scanned - skip : 0);
+	if (head_end != 0)
+		head_end += skip;
+	if (head_end == 0)
+		return len >= HTTP_MAX_HEADER_BYTES ? E_LIMIT : E_AGAIN;
+	if (head_end > HTTP_MAX_HEADER_BYTES)
+		return E_LIMIT;
+
+	res->minor_version = 0;
+	res->status = 0;
+	res->reason = NULL;
+	res->reason_len = 0;
+	res->num_headers = 0;
+	res->content_length = -1;
+	res->chunked = res->until_close = res->conn_close = res->conn_upgrade = 0;
+
+	const char *end = buf + head_end;
+	const char *p = buf + skip, *next;
+	size_t n = line_length(p, end, &next);
+	if (parse_status_line(p, n, res) != 0)
+		return E_INVAL;
+
+	struct te_state te = { 0, 0, 0 };
+	int conn_close = 0, conn_keep = 0;
+	for (p = next; p < end; p = next) {
+		n = line_length(p, end, &next);
+		if (n == 0)
+			break;
+		if (res->num_headers == HTTP_MAX_HEADERS)
+			return E_LIMIT;
+		struct http_header *h = &res->headers[res->num_headers];
+		if (parse_header_line(p, n, h) != 0)
+			return E_INVAL;
+		res->num_headers++;
+		if (http_slice_ieq(h->name, h->name_len, "content-length")) {
+			int64_t cl;
+			if (parse_content_length_list(h->value, h->value_len, &cl) != 0)
+				return E_INVAL;
+			if (res->content_length >= 0 && res->content_length != cl)
+				return E_INVAL;
+			res->content_length = cl;
+		} else if (http_slice_ieq(h->name, h->name_len, "transfer-encoding")) {
+			if (apply_transfer_encoding(&te, h->value, h->value_len) != 0)
+				return E_INVAL;
+		} else if (http_slice_ieq(h->name, h->name_len, "connection")) {
+			conn_close |= http_list_has_token(h->value, h->value_len, "close");
+			conn_keep |= http_list_has_token(h->value, h->value_len, "keep-alive");
+			res->conn_upgrade |= http_list_has_token(h->value, h->value_len, "upgrade");
+		}
+	}
+	if (te.present) {
+		/* Transfer-Encoding overrides Content-Length (RFC 9112 §6.3). */
+		res->content_length = -1;
+		res->chunked = te.last_chunked;
+		res->until_close = !te.last_chunked;
+	}
+	if (res->minor_version == 1)
+		res->conn_close = conn_close;
+	else /* HTTP/1.0 with Transfer-Encoding: close after it (RFC 9112 §6.1) */
+		res->conn_close = conn_close || !conn_keep || te.present;
+	return (int)head_end;
+}
+
+enum http_body_kind http_response_body_kind(const struct http_response *res, int request_was_head)
+{
+	if ((request_was_head & HTTP_REQ_HEAD) || res->status < 200 || res->status == 204 ||
+	    res->status == 304)
+		return HTTP_BODY_NONE;
+	if ((request_was_head & HTTP_REQ_CONNECT) && res->status < 300)
+		return HTTP_BODY_NONE;
+	if (res->chunked)
+		return HTTP_BODY_CHUNKED;
+	if (res->until_close)
+		return HTTP_BODY_UNTIL_CLOSE;
+	if (res->content_length >= 0)
+		return HTTP_BODY_LENGTH;
+	return HTTP_BODY_UNTIL_CLOSE;
+}
+
+enum http_body_kind http_request_body_kind(const struct http_request *req)
+{
+	if (req->chunked)
+		return HTTP_BODY_CHUNKED;
+	if (req->content_length > 0)
+		return HTTP_BODY_LENGTH;
+	return HTTP_BODY_NONE;
+}
+
+/* ---- body framing tracker ---- */
+
+void http_body_tracker_init(struct http_body_tracker *t, enum http_body_kind kind, int64_t content_length)
+{
+	memset(t, 0, sizeof(*t));
+	t->kind = kind;
+	http_chunked_init(&t->chunked);
+	switch (kind) {
+	case HTTP_BODY_LENGTH:
+		t->remaining = content_length > 0 ? (uint64_t)content_length : 0;
+		t->done = t->remaining == 0;
+		break;
+	case HTTP_BODY_CHUNKED:
+	case HTTP_BODY_UNTIL_CLOSE:
+		break;
+	default:
+		t->kind = HTTP_BODY_NONE;
+		t->done = 1;
+		break;
+	}
+}
+
+long http_body_tracker_feed(struct http_body_tracker *t, const char *p, size_t n)
+{
+	if (t->done)
+		return 0;
+	if (n > LONG_MAX)
+		n = LONG_MAX;
+	switch (t->kind) {
+	case HTTP_BODY_LENGTH: {
+		size_t take = (uint64_t)n < t->remaining ? n : (size_t)t->remaining;
+		t->remaining -= take;
+		t->done = t->remaining == 0;
+		return (long)take;
+	}
+	case HTTP_BODY_CHUNKED: {
+		size_t off = 0;
+		while (off < n && !t->done) {
+			size_t piece = n - off;
+			if (piece > INT_MAX)
+				piece = INT_MAX;
+			const char *data;
+			size_t data_len;
+			int rc = http_chunked_decode(&t->chunked, p + off, piece, &data, &data_len, &t->done);
+			if (rc < 0)
+				return E_INVAL;
+			if (rc == 0 && !t->done)
+				break; /* cannot happen: the decoder progresses */
+			off += (size_t)rc;
+		}
+		return (long)off;
+	}
+	case HTTP_BODY_UNTIL_CLOSE:
+		return (long)n;
+	default:
+		return 0;
+	}
 }
 
 const char *http_status_text(int status)

@@ -8,6 +8,7 @@
 #include "net.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 enum conn_state {
 	ST_HEAD,      /* reading a request head */
 	ST_BODY,      /* reading the body */
+	ST_DISPATCH,  /* a component decides asynchronously whether it serves the request */
 	ST_HANDLING,  /* handler owns the request */
 	ST_STREAM,    /* streaming exchange: body in, raw output out */
 	ST_RAW,       /* upgraded: raw bytes both ways */
@@ -43,6 +45,9 @@ struct httpd_req {
 	void *data;
 	int sent_continue;
 	const struct httpd_component *comp; /* NULL: no component matched */
+	int next_comp;            /* next component to try */
+	int selected;             /* component choice is final */
+	int resolving;            /* waiting for httpd_req_resolved() */
 	/* streaming mode */
 	const struct httpd_stream_ops *stream;
 	void *stream_arg;
@@ -230,7 +235,7 @@ static void conn_close(struct httpd_conn *c)
 		}
 		return;
 	}
-	if (c->state != ST_HANDLING)
+	if (c->state != ST_HANDLING && c->state != ST_DISPATCH)
 		(void)loop_defer(h->loop, conn_free, c);
 }
 
@@ -364,6 +369,11 @@ void httpd_respond(struct httpd_req *r, int status, const char *content_type, co
 		conn_process(c);
 }
 
+void httpd_req_set_close(struct httpd_req *r)
+{
+	r->head.keep_alive = 0;
+}
+
 void httpd_respond_json(struct httpd_req *r, int status, const char *json, size_t len)
 {
 	httpd_respond(r, status, "application/json; charset=utf-8", json, len);
@@ -385,10 +395,24 @@ static int start_body(struct httpd_conn *c)
 {
 	struct httpd_req *r = &c->req;
 	struct httpd *h = c->httpd;
-	r->comp = NULL;
-	for (int i = 0; i < h->ncomps && !r->comp; i++)
-		if (h->comps[i].match(r, h->comps[i].arg))
-			r->comp = &h->comps[i];
+	if (!r->selected) {
+		r->comp = NULL;
+		while (r->next_comp < h->ncomps && !r->comp) {
+			const struct httpd_component *comp = &h->comps[r->next_comp++];
+			int m = comp->match(r, comp->arg);
+			if (m == HTTPD_MATCH_ASYNC) {
+				/* The component looks something up first (storage). */
+				c->state = ST_DISPATCH;
+				r->comp = comp;
+				r->resolving = 1;
+				comp->resolve(r, comp->arg);
+				return E_AGAIN;
+			}
+			if (m)
+				r->comp = comp;
+		}
+	}
+	r->selected = 1;
 	long limit = r->comp && r->comp->body_limit ? r->comp->body_limit(r, r->comp->arg) : 0;
 	if (!r->comp)
 		limit = HTTPD_MAX_BUFFERED_BODY; /* read it to keep the connection in sync */
@@ -494,6 +518,12 @@ static void conn_process(struct httpd_conn *c)
 			int rc = parse_head(c);
 			if (rc <= 0)
 				break;
+			c->req.next_comp = 0;
+			c->req.selected = 0;
+		}
+		if (c->state == ST_HEAD || c->state == ST_DISPATCH) {
+			if (c->req.resolving)
+				break; /* still waiting for httpd_req_resolved() */
 			if (start_body(c) != 0)
 				break;
 			if (c->state == ST_STREAM) {
@@ -535,11 +565,17 @@ static void conn_read(struct httpd_conn *c)
 {
 	for (int rounds = 0; rounds < 4; rounds++) {
 		size_t avail;
+		uintptr_t before = c->state == ST_BODY ? (uintptr_t)buf_data(&c->in) : 0;
 		char *w = buf_reserve(&c->in, HTTPD_READ_CHUNK, &avail);
 		if (!w) {
 			respond_error_close(c, c->state == ST_HEAD ? 431 : 413);
 			return;
 		}
+		/* The parsed head points into c->in; buf_reserve may have moved
+		 * it (realloc or compaction).  The head bytes are unchanged, so
+		 * parsing them again re-points every slice. */
+		if (c->state == ST_BODY && c->req.head_len > 0 && (uintptr_t)buf_data(&c->in) != before)
+			(void)http_parse_request(buf_data(&c->in), c->req.head_len, 0, &c->req.head);
 		long n = net_read(c->fd, w, avail);
 		if (n == 0)
 			break;
@@ -716,7 +752,8 @@ void httpd_free(struct httpd *h)
 	httpd_stop_listening(h);
 	while (h->conns) {
 		struct httpd_conn *c = h->conns;
-		int pending = c->state == ST_HANDLING || c->state == ST_STREAM || c->state == ST_RAW;
+		int pending = c->state == ST_HANDLING || c->state == ST_STREAM || c->state == ST_RAW ||
+			      c->state == ST_DISPATCH;
 		conn_close(c);
 		/* The pending request will answer into a detached connection. */
 		if (pending)
@@ -1019,4 +1056,23 @@ int httpd_req_detach(struct httpd_req *r, char **leftover, size_t *leftover_len)
 	c->gen++;
 	(void)loop_defer(c->loop, conn_free, c);
 	return fd;
+}
+
+void httpd_req_resolved(struct httpd_req *r, int claimed)
+{
+	struct httpd_conn *c = r->conn;
+	if (c->state != ST_DISPATCH || !r->resolving)
+		return;
+	r->resolving = 0;
+	r->selected = claimed;
+	if (!claimed)
+		r->comp = NULL; /* go on with the components after it */
+	if (c->closed) {
+		/* The client left while we looked: nothing more to do. */
+		c->state = ST_CLOSING;
+		(void)loop_defer(c->loop, conn_free, c);
+		return;
+	}
+	if (!c->in_process)
+		conn_process(c);
 }

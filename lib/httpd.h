@@ -36,10 +36,15 @@ struct httpd_req;
  * share one port (API, WS endpoint, HTTP ingress; admin and admin API);
  * the first whose match() accepts the head gets the request, and a
  * request no component matches gets 404. */
+#define HTTPD_MATCH_ASYNC 2
+
 struct httpd_component {
 	const char *name;
-	/* 1 if this component serves the request (only the head is known). */
+	/* 1 if this component serves the request (only the head is known), 0
+	 * if not, HTTPD_MATCH_ASYNC if it must look something up first: then
+	 * resolve() runs and the component answers with httpd_req_resolved(). */
 	int (*match)(struct httpd_req *req, void *arg);
+	void (*resolve)(struct httpd_req *req, void *arg);
 	/* Body bytes to buffer for this request; more answers 413. */
 	long (*body_limit)(struct httpd_req *req, void *arg);
 	void (*request)(struct httpd_req *req, void *arg);
@@ -74,6 +79,11 @@ struct loop *httpd_req_loop(const struct httpd_req *r);
 void httpd_req_set_data(struct httpd_req *r, void *data);
 void *httpd_req_get_data(const struct httpd_req *r);
 
+/* Close the connection after the answer (handshake refusals). */
+void httpd_req_set_close(struct httpd_req *r);
+/* Decision of an asynchronous match: claimed 1 takes the request (body
+ * reading and request() follow), 0 passes it to the next component. */
+void httpd_req_resolved(struct httpd_req *r, int claimed);
 /* Answer the request.  content_type NULL with body means text/plain.
  * Body is copied.  HEAD requests get the headers only. */
 void httpd_respond(struct httpd_req *r, int status, const char *content_type, const char *body, size_t len);

@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define NET_BACKLOG 1024
@@ -165,4 +166,37 @@ long net_read(int fd, void *p, size_t n)
 			return 0;
 		return E_IO;
 	}
+}
+
+long net_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct msghdr msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = (struct iovec *)iov;
+	msg.msg_iovlen = iovcnt;
+	for (;;) {
+#ifdef MSG_NOSIGNAL
+		ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+#else
+		ssize_t w = sendmsg(fd, &msg, 0);
+#endif
+		if (w >= 0)
+			return (long)w;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		return E_IO;
+	}
+}
+
+int net_is_ip(const char *s, size_t n)
+{
+	char tmp[64];
+	unsigned char addr[16];
+	if (n == 0 || n >= sizeof(tmp))
+		return 0;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	return inet_pton(AF_INET, tmp, addr) == 1 || inet_pton(AF_INET6, tmp, addr) == 1;
 }

@@ -22,6 +22,11 @@ void net_addr_host(const struct sockaddr_storage *sa, char *out, size_t cap);
 int net_local_port(int fd);
 /* write(2) that never raises SIGPIPE.  >0 bytes, 0 would block, <0 E_*. */
 long net_write(int fd, const void *p, size_t n);
+/* writev(2) without SIGPIPE: bytes written, 0 would block, <0 E_*. */
+struct iovec;
+long net_writev(int fd, const struct iovec *iov, int iovcnt);
+/* True if s (n bytes) is an IPv4 or IPv6 literal. */
+int net_is_ip(const char *s, size_t n);
 /* read(2): >0 bytes, 0 would block, E_CLOSED on EOF, other <0 E_*. */
 long net_read(int fd, void *p, size_t n);
 

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "loop.h"
 #include "url.h"
+#include "compat.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -1152,4 +1153,101 @@ void service_list(struct service *svc, enum storage_ns ns, const char *cursor, s
 	ctx->cb = cb;
 	ctx->arg = arg;
 	storage_list(svc->storage, ns, cursor, count, list_page, ctx);
+}
+
+/* ---- transport authorisation ---- */
+
+struct authorize_ctx {
+	struct service *svc;
+	char tunnel_id[TUNNEL_ID_MAX + 1];
+	char token[TUNNEL_TOKEN_LEN + 1];
+	struct tunnel_config t;
+	struct storage_lock *lock;
+	service_tunnel_cb cb;
+	void *arg;
+	struct service_result res;
+};
+
+static void authorize_finish(void *arg, int status)
+{
+	struct authorize_ctx *ctx = arg;
+	if (ctx->res.status == SVC_OK && status != 0)
+		result_set(&ctx->res, SVC_BACKEND, err_str(status));
+	ctx->cb(ctx->arg, &ctx->res, ctx->res.status == SVC_OK ? &ctx->t : NULL);
+	tunnel_config_free(&ctx->t);
+	free(ctx);
+}
+
+static void authorize_account_read(void *arg, const struct service_result *res, struct account *a)
+{
+	struct authorize_ctx *ctx = arg;
+	if (res->status == SVC_BACKEND) {
+		result_set(&ctx->res, SVC_BACKEND, NULL);
+		storage_update_finish(ctx->lock, NULL, 0, authorize_finish, ctx);
+		return;
+	}
+	if (res->status != SVC_OK || a->disabled) {
+		result_set(&ctx->res, SVC_DENIED, res->status == SVC_OK ? "account disabled" : "no such account");
+		storage_update_finish(ctx->lock, NULL, 0, authorize_finish, ctx);
+		return;
+	}
+	/* Single use: replace the token before the connection is accepted. */
+	size_t len;
+	char *json = NULL;
+	if (tunnel_token_generate(ctx->t.token) == 0) {
+		iso_now(ctx->t.updated_at);
+		json = tunnel_config_to_json(&ctx->t, &len);
+	}
+	if (!json) {
+		result_set(&ctx->res, SVC_BACKEND, "out of memory");
+		storage_update_finish(ctx->lock, NULL, 0, authorize_finish, ctx);
+		return;
+	}
+	result_set(&ctx->res, SVC_OK, NULL);
+	storage_update_finish(ctx->lock, json, len, authorize_finish, ctx);
+	free(json);
+}
+
+static void authorize_locked(void *arg, int status, const char *value, size_t len, struct storage_lock *lock)
+{
+	struct authorize_ctx *ctx = arg;
+	ctx->lock = lock;
+	if (status != 0) {
+		result_set(&ctx->res, status == E_NOTFOUND ? SVC_DENIED : SVC_BACKEND, "no such tunnel");
+		authorize_finish(ctx, 0);
+		return;
+	}
+	if (tunnel_config_from_json(&ctx->t, value, len) != 0) {
+		result_set(&ctx->res, SVC_BACKEND, "unreadable tunnel record");
+		storage_update_finish(lock, NULL, 0, authorize_finish, ctx);
+		return;
+	}
+	size_t want = strlen(ctx->token);
+	int ok = ctx->t.token[0] && strlen(ctx->t.token) == want && compat_ct_equal(ctx->t.token, ctx->token, want);
+	if (!ok) {
+		result_set(&ctx->res, SVC_DENIED, "bad token");
+		storage_update_finish(lock, NULL, 0, authorize_finish, ctx);
+		return;
+	}
+	service_account_auth(ctx->svc, ctx->t.account, authorize_account_read, ctx);
+}
+
+void service_tunnel_authorize(struct service *svc, const char *tunnel_id, const char *token,
+			      service_tunnel_cb cb, void *arg)
+{
+	struct authorize_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx || strlen(token) > TUNNEL_TOKEN_LEN || !tunnel_id_valid(tunnel_id, strlen(tunnel_id))) {
+		free(ctx);
+		struct service_result res;
+		result_set(&res, SVC_DENIED, "bad token");
+		cb(arg, &res, NULL);
+		return;
+	}
+	ctx->svc = svc;
+	ctx->cb = cb;
+	ctx->arg = arg;
+	snprintf(ctx->tunnel_id, sizeof(ctx->tunnel_id), "%s", tunnel_id);
+	snprintf(ctx->token, sizeof(ctx->token), "%s", token);
+	tunnel_config_init(&ctx->t);
+	storage_update_begin(svc->storage, NS_TUNNEL, tunnel_id, authorize_locked, ctx);
 }

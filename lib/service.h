@@ -131,6 +131,12 @@ void service_tunnel_create(struct service *svc, const char *tunnel_id, const cha
 /* Apply patch under the record lock; owner NULL skips the owner check. */
 void service_tunnel_update(struct service *svc, const char *tunnel_id, const char *owner,
 			   const struct tunnel_patch *patch, service_tunnel_cb cb, void *arg);
+/* Authorise a transport connection (spec/transports.md §3.3): under the
+ * record lock, the tunnel's token must equal token (constant time) and its
+ * account must exist and not be disabled; the token is then replaced by a
+ * fresh one, so it is never accepted twice.  SVC_DENIED otherwise. */
+void service_tunnel_authorize(struct service *svc, const char *tunnel_id, const char *token,
+			      service_tunnel_cb cb, void *arg);
 /* Disconnect, release alt names, delete, and remove from the account. */
 void service_tunnel_delete(struct service *svc, const char *tunnel_id, const char *owner,
 			   service_done_cb cb, void *arg);
