@@ -312,6 +312,8 @@ static void append_response(struct httpd_conn *c, int status, const char *conten
 /* Answer a request that never reached the handler and close. */
 static void respond_error_close(struct httpd_conn *c, int status)
 {
+	log_debug(c->httpd->name, "answering %d to %s in state %d with %zu bytes buffered", status, c->peer,
+		  c->state, buf_len(&c->in));
 	char body[64];
 	int n = snprintf(body, sizeof(body), "%s", http_status_text(status));
 	append_response(c, status, "text/plain; charset=utf-8", body, (size_t)n, 0, 0);
@@ -576,6 +578,9 @@ static void conn_read(struct httpd_conn *c)
 		 * parsing them again re-points every slice. */
 		if (c->state == ST_BODY && c->req.head_len > 0 && (uintptr_t)buf_data(&c->in) != before)
 			(void)http_parse_request(buf_data(&c->in), c->req.head_len, 0, &c->req.head);
+		/* Read in bounded steps so the buffer grows only as far as needed. */
+		if (avail > HTTPD_READ_CHUNK)
+			avail = HTTPD_READ_CHUNK;
 		long n = net_read(c->fd, w, avail);
 		if (n == 0)
 			break;
@@ -597,6 +602,9 @@ static void conn_read(struct httpd_conn *c)
 		}
 		buf_commit(&c->in, (size_t)n);
 		if ((size_t)n < avail)
+			break;
+		/* Streaming: hand over what we have before reading more. */
+		if ((c->state == ST_STREAM || c->state == ST_RAW) && buf_len(&c->in) >= HTTPD_STREAM_HIGH_WATER)
 			break;
 	}
 	if (c->state == ST_STREAM || c->state == ST_RAW) {

@@ -749,7 +749,9 @@ static void on_ws_event(struct ws_conn *c, const struct ws_event *ev)
 
 static void conn_process_input(struct ws_conn *c)
 {
-	while (!c->dead && buf_len(&c->in) > 0) {
+	/* Call the decoder until it reports nothing: the end of a message can
+	 * come as an event after its last byte was consumed. */
+	while (!c->dead) {
 		/* A slow sink holds too much: wait until it drains. */
 		if (c->rx_total > WS_RX_BUDGET)
 			return;

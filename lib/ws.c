@@ -105,10 +105,15 @@ size_t ws_encode_close_payload(uint8_t out[WS_MAX_CONTROL_PAYLOAD], uint16_t cod
 	if (reason) {
 		while (n < max && reason[n])
 			n++;
-		/* Cut before a continuation byte: back up to the lead byte. */
-		if (n == max)
-			while (n > 0 && ((unsigned char)reason[n] & 0xc0) == 0x80)
-				n--;
+		/* Cutting before a continuation byte: back up to its lead byte
+		 * (at most 3 bytes back; invalid UTF-8 is cut where it is). */
+		if (n == max) {
+			size_t k = n;
+			while (k > n - 3 && ((unsigned char)reason[k] & 0xc0) == 0x80)
+				k--;
+			if (((unsigned char)reason[k] & 0xc0) != 0x80)
+				n = k;
+		}
 		memcpy(out + 2, reason, n);
 	}
 	return 2 + n;

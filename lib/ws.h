@@ -54,8 +54,9 @@ int ws_accept_key(const char *key, size_t len, char out[WS_ACCEPT_KEY_LEN + 1]);
 
 /* Close frame payload: code in network order followed by the UTF-8 reason
  * (NULL = none), truncated to fit WS_MAX_CONTROL_PAYLOAD bytes without
- * splitting a multi-byte UTF-8 sequence.  code 0 = no status: an empty
- * payload.  Returns the payload length (0 or 2..125). */
+ * splitting a multi-byte UTF-8 sequence (a reason that is not UTF-8 is
+ * cut at 123 bytes).  reason is read up to its NUL or 124 bytes.  code 0 =
+ * no status: an empty payload.  Returns the payload length (0 or 2..125). */
 size_t ws_encode_close_payload(uint8_t out[WS_MAX_CONTROL_PAYLOAD], uint16_t code, const char *reason);
 
 /* 1 if p[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
