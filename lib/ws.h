@@ -137,8 +137,9 @@ void ws_decoder_init(struct ws_decoder *d, int require_mask, uint64_t max_messag
  * caller reuses that memory.  A frame header is consumed only when
  * complete.  Control frames are reported only once their whole payload is
  * in buf (consumed 0 until then), so buf must have room for 131 bytes.
- * DATA events cover as much of the current frame's payload as is in buf;
- * empty frames give no DATA event; MESSAGE_END follows the last byte of a
+ * DATA events cover as much of the current frame's payload as is in buf
+ * (at most 1 GiB per event, so the count fits the int return); empty
+ * frames give no DATA event; MESSAGE_END follows the last byte of a
  * message.  Control frames may arrive between the fragments of a message.
  *
  * Errors return a negative E_* and set ev->error_code (E_INVAL with 1002
