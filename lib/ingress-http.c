@@ -340,12 +340,22 @@ static int is_loop(struct exchange *ex, struct httpd_req *req)
 
 /* ---- exchange lifecycle ---- */
 
-static void exchange_free(struct exchange *ex)
+static void exchange_free_now(void *arg)
 {
+	struct exchange *ex = arg;
 	tunnel_config_free(&ex->t);
 	buf_free(&ex->head_out);
 	buf_free(&ex->resp_head);
 	free(ex);
+}
+
+/* Freed after the current callback: callers up the stack may still look
+ * at ex->finished. */
+static void exchange_free(struct exchange *ex)
+{
+	ex->finished = 1;
+	if (loop_defer(ex->ih->loop, exchange_free_now, ex) != 0)
+		log_error("ingress-http", "out of memory: exchange leaked"); /* safer than a use after free */
 }
 
 static void detach_upstream(struct exchange *ex, int reusable)
@@ -461,13 +471,13 @@ static size_t relay_body(struct exchange *ex, const char *p, size_t n)
 	return n;
 }
 
-/* The response head is complete in resp_head[0..k). */
-static size_t start_response(struct exchange *ex, const struct http_response *res, size_t k)
+/* The response head is head[0..k): relay it and set up body framing. */
+static size_t start_response(struct exchange *ex, const struct http_response *res, const char *head, size_t k)
 {
 	ex->status = res->status;
 	ex->resp_head_done = 1;
 	ex->resp_started = 1;
-	(void)httpd_req_write(ex->req, buf_data(&ex->resp_head), k);
+	(void)httpd_req_write(ex->req, head, k);
 	if (res->status == 101 && ex->upgrade) {
 		ex->upgraded = 1;
 		httpd_req_upgrade(ex->req);
@@ -479,17 +489,17 @@ static size_t start_response(struct exchange *ex, const struct http_response *re
 	return k;
 }
 
-static size_t collect_response_head(struct exchange *ex, const char *p, size_t n)
+/* Parse response heads at the front of p; relays the head and whatever body
+ * follows.  Returns the offset of an incomplete head, or n when done (or
+ * failed: then ex->finished is set). */
+static size_t parse_heads(struct exchange *ex, const char *p, size_t n)
 {
-	if (buf_append(&ex->resp_head, p, n) != 0) {
-		exchange_fail(ex, 502, "TUNNEL_TARGET_CON_FAILED");
-		return n;
-	}
-	for (;;) {
+	size_t off = 0;
+	while (off < n) {
 		struct http_response res;
-		int k = http_parse_response(buf_data(&ex->resp_head), buf_len(&ex->resp_head), 0, &res);
+		int k = http_parse_response(p + off, n - off, 0, &res);
 		if (k == E_AGAIN)
-			return n;
+			return off;
 		if (k < 0) {
 			log_info("ingress-http", "tunnel %s: malformed response from target", ex->tunnel_id);
 			ex->resp_close = 1;
@@ -498,21 +508,50 @@ static size_t collect_response_head(struct exchange *ex, const char *p, size_t n
 		}
 		if (res.status >= 100 && res.status < 200 && res.status != 101) {
 			/* Interim responses are not relayed (spec §2.7). */
-			buf_consume(&ex->resp_head, (size_t)k);
+			off += (size_t)k;
 			continue;
 		}
-		start_response(ex, &res, (size_t)k);
-		size_t rest = buf_len(&ex->resp_head) - (size_t)k;
-		if (rest > 0) {
-			/* Body bytes that came with the head. */
-			char *tail = buf_data(&ex->resp_head) + k;
-			(void)relay_body(ex, tail, rest);
-			if (ex->finished)
-				return n;
-		}
-		buf_free(&ex->resp_head);
+		start_response(ex, &res, p + off, (size_t)k);
+		off += (size_t)k;
+		if (off < n)
+			(void)relay_body(ex, p + off, n - off);
 		return n;
 	}
+	return n;
+}
+
+static size_t collect_response_head(struct exchange *ex, const char *p, size_t n)
+{
+	if (buf_len(&ex->resp_head) == 0) {
+		/* Common case: the whole head is in this piece, no copy. */
+		size_t off = parse_heads(ex, p, n);
+		if (off == n)
+			return n;
+		p += off;
+		n -= off;
+	}
+	/* The head spans pieces: keep its start (bounded) and parse again. */
+	size_t room = INGRESS_MAX_RESPONSE_HEAD - buf_len(&ex->resp_head);
+	size_t take = n < room ? n : room;
+	(void)buf_append(&ex->resp_head, p, take);
+	size_t held = buf_len(&ex->resp_head);
+	size_t off = parse_heads(ex, buf_data(&ex->resp_head), held);
+	if (ex->finished)
+		return n;
+	if (ex->resp_head_done) {
+		buf_free(&ex->resp_head);
+		if (take < n)
+			(void)relay_body(ex, p + take, n - take);
+		return n;
+	}
+	if (off > 0)
+		buf_consume(&ex->resp_head, off);
+	if (buf_len(&ex->resp_head) >= INGRESS_MAX_RESPONSE_HEAD) {
+		log_info("ingress-http", "tunnel %s: response head too large", ex->tunnel_id);
+		ex->resp_close = 1;
+		exchange_fail(ex, 502, "TUNNEL_TARGET_CON_FAILED");
+	}
+	return n;
 }
 
 static size_t up_data(void *arg, const char *p, size_t n)
@@ -558,8 +597,11 @@ static void up_closed(void *arg, int error)
 		exchange_finish(ex, 0);
 		return;
 	}
-	if (ex->resp_done)
+	if (ex->resp_done) {
+		/* Answered, but the request body cannot reach the target now. */
+		exchange_finish(ex, 0);
 		return;
+	}
 	/* Truncated response: the client must see it (spec §2.3). */
 	ex->finished = 1;
 	detach_upstream(ex, 0);
@@ -716,7 +758,7 @@ static int ingress_match(struct httpd_req *req, void *arg)
 	}
 	tunnel_config_init(&ex->t);
 	buf_init(&ex->head_out, INGRESS_MAX_FORWARDED_HEAD);
-	buf_init(&ex->resp_head, INGRESS_MAX_RESPONSE_HEAD + (64u << 10));
+	buf_init(&ex->resp_head, INGRESS_MAX_RESPONSE_HEAD);
 	httpd_req_set_data(req, ex);
 	return HTTPD_MATCH_ASYNC;
 }

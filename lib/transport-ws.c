@@ -363,7 +363,10 @@ static struct channel *conn_open_channel(struct tunnel_conn *tc, const struct ch
 	ch->conn = c;
 	ch->local = local;
 	ch->state = CH_OPENING;
-	buf_init(&ch->rx, WSM_CHANNEL_RX_MAX + WS_IN_MAX);
+	/* Data in flight after a PAUSE can be megabytes (spec §2.6): a channel
+	 * may hold up to the connection budget; above it the socket is not
+	 * read, so one receive buffer more is the most that can arrive. */
+	buf_init(&ch->rx, WS_RX_BUDGET + WS_IN_MAX);
 	struct ws_channel **slot = channel_slot(c, local);
 	*slot = ch;
 	ch->in_table = 1;

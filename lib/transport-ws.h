@@ -17,9 +17,10 @@
 #define WS_IN_MAX (256u << 10)       /* receive buffer per connection */
 #define WS_OUT_HIGH_WATER (256u << 10) /* stop taking channel data above this */
 #define WS_OUT_MAX (1u << 20)        /* hard cap, control frames always fit */
-#define WSM_CHANNEL_RX_MAX (256u << 10) /* per channel bytes held for a slow sink */
-#define WSM_CHANNEL_TX_MAX (64u << 10)  /* per channel bytes held before ACK / while paused */
-#define WS_RX_BUDGET (8u << 20)      /* all channels of one connection: stop reading above */
+#define WS_RX_BUDGET (8u << 20)      /* bytes held for slow sinks, all channels of one
+                                      * connection: the socket is not read above it */
+/* Memory bound per connection: WS_IN_MAX + WS_OUT_MAX + WS_RX_BUDGET + WS_IN_MAX
+ * (about 9.5 MiB) plus ~200 bytes per open channel. */
 
 struct transport_ws;
 
