@@ -6,7 +6,7 @@ SUDO=
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo
 fi
-PACKAGES="gcc make pkg-config libc6-dev libsqlite3-dev curl python3 ca-certificates"
+PACKAGES="gcc make pkg-config libc6-dev libsqlite3-dev curl python3 ca-certificates nodejs npm"
 missing=
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
@@ -15,4 +15,10 @@ if [ -n "$missing" ]; then
 	echo "installing:$missing"
 	$SUDO apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+
+# Test-only Node packages (the ws-multiplex peer), from the npm registry.
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$TOP/tests/peer/node_modules/@exposr/ws-multiplex" ]; then
+	(cd "$TOP/tests/peer" && npm ci --ignore-scripts --no-audit --no-fund)
 fi
