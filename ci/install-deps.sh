@@ -6,11 +6,14 @@ SUDO=
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo
 fi
-PACKAGES="gcc make pkg-config libc6-dev libsqlite3-dev curl python3 ca-certificates nodejs npm"
+PACKAGES="gcc make pkg-config libc6-dev libsqlite3-dev curl python3 ca-certificates"
 missing=
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
+# Node.js for the test peer: Debian's packages unless a node/npm is present.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
 	echo "installing:$missing"
 	$SUDO apt-get update -q

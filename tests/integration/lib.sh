@@ -15,7 +15,9 @@
 #                            listen fails.  Sets SRV_PID, SRV_LOG, API, ADMIN.
 #   start_std [ARGS...]      start_server with the usual test setup: API,
 #                            admin interface and admin API (key "secretkey"),
-#                            registration and HTTP ingress on localhost.
+#                            registration and HTTP ingress on localhost, the
+#                            ingress sharing the API port (its default, 8080,
+#                            would be a second listener).
 #   stop_server [NAME]       SIGTERM, bounded wait; one check: exit status 0
 #                            (non-zero, e.g. LeakSanitizer 23, fails with the log).
 #
@@ -55,8 +57,8 @@ SRV_LOG=""
 SRV_N=0
 
 lib_cleanup() {
-	for p in $ALL_PIDS; do
-		kill -9 "$p" 2>/dev/null
+	for _p in $ALL_PIDS; do
+		kill -9 "$_p" 2>/dev/null
 	done
 	rm -rf "$T"
 }
@@ -82,21 +84,20 @@ fail() {
 	[ $# -gt 0 ] && diag "$@"
 	if [ -n "$SRV_LOG" ] && [ -f "$SRV_LOG" ]; then
 		echo "# --- server log tail ($SRV_LOG) ---"
-		tail -15 "$SRV_LOG" | cut -c1-400 | sed 's/^/# /'
+		tail -8 "$SRV_LOG" | cut -c1-400 | sed 's/^/# /'
 	fi
 }
 
 # result NAME CONDITION-EXIT-STATUS [detail...]
 result() {
-	n=$1
-	rc=$2
+	_n=$1
+	_rc=$2
 	shift 2
-	if [ "$rc" -eq 0 ]; then ok "$n"; else fail "$n" "$@"; fi
+	if [ "$_rc" -eq 0 ]; then ok "$_n"; else fail "$_n" "$@"; fi
 }
 
 finish() {
 	[ -n "$SRV_PID" ] && stop_server
-	echo "# $TNAME: $NPASS passed, $NFAIL failed"
 	[ "$NFAIL" -eq 0 ]
 	exit $?
 }
@@ -127,16 +128,16 @@ subst_ports() {
 
 # wait_http PORT [SECONDS]: until something answers HTTP on PORT.
 wait_http() {
-	wp=$1
-	tries=$((${2:-5} * 20))
-	while [ $tries -gt 0 ]; do
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$wp/__ready__" 2>/dev/null)
-		[ "$code" != "000" ] && [ -n "$code" ] && return 0
+	_wp=$1
+	_tries=$((${2:-5} * 20))
+	while [ $_tries -gt 0 ]; do
+		_code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$_wp/__ready__" 2>/dev/null)
+		[ "$_code" != "000" ] && [ -n "$_code" ] && return 0
 		if [ -n "$SRV_PID" ] && ! kill -0 "$SRV_PID" 2>/dev/null; then
 			return 2
 		fi
 		sleep 0.05
-		tries=$((tries - 1))
+		_tries=$((_tries - 1))
 	done
 	return 1
 }
@@ -145,35 +146,35 @@ wait_http() {
 launch_server() {
 	SRV_N=$((SRV_N + 1))
 	SRV_LOG=$T/server-$SRV_N.log
-	cmd="exec env"
-	for e in ${SRV_ENV:-}; do
-		cmd="$cmd $(shq "$(subst_ports "$e")")"
+	_cmd="exec env"
+	for _e in ${SRV_ENV:-}; do
+		_cmd="$_cmd $(shq "$(subst_ports "$_e")")"
 	done
-	cmd="$cmd $(shq "$EXPOSRD")"
-	for a in "$@"; do
-		cmd="$cmd $(shq "$(subst_ports "$a")")"
+	_cmd="$_cmd $(shq "$EXPOSRD")"
+	for _a in "$@"; do
+		_cmd="$_cmd $(shq "$(subst_ports "$_a")")"
 	done
-	eval "$cmd" >"$SRV_LOG" 2>&1 &
+	eval "$_cmd" >"$SRV_LOG" 2>&1 &
 	SRV_PID=$!
 	ALL_PIDS="$ALL_PIDS $SRV_PID"
 }
 
 start_server() {
-	attempt=0
-	while [ $attempt -lt 3 ]; do
-		attempt=$((attempt + 1))
-		ports=$(free_ports)
-		API_PORT=${ports%% *}
-		rest=${ports#* }
-		ADMIN_PORT=${rest%% *}
-		P3_PORT=${rest#* }
+	_attempt=0
+	while [ $_attempt -lt 3 ]; do
+		_attempt=$((_attempt + 1))
+		_ports=$(free_ports)
+		API_PORT=${_ports%% *}
+		_rest=${_ports#* }
+		ADMIN_PORT=${_rest%% *}
+		P3_PORT=${_rest#* }
 		API=http://127.0.0.1:$API_PORT
 		ADMIN=http://127.0.0.1:$ADMIN_PORT
 		launch_server "$@"
 		wait_http "${SRV_WAIT_PORT:-$API_PORT}" "${SRV_WAIT_SECONDS:-8}"
-		wrc=$?
-		[ $wrc -eq 0 ] && return 0
-		if [ $wrc -eq 2 ] && grep -qi 'listen\|in use' "$SRV_LOG"; then
+		_wrc=$?
+		[ $_wrc -eq 0 ] && return 0
+		if [ $_wrc -eq 2 ] && grep -qi 'listen\|in use' "$SRV_LOG"; then
 			wait "$SRV_PID" 2>/dev/null
 			SRV_PID=""
 			continue # port raced away: new ports
@@ -187,47 +188,47 @@ start_server() {
 }
 
 start_std() {
-	start_server --api-port @API@ --admin-enable --admin-port @ADMIN@ \
+	start_server --api-port @API@ --ingress-http-port @API@ --admin-enable --admin-port @ADMIN@ \
 		--admin-api-enable --admin-api-port @ADMIN@ --admin-api-key "$ADMIN_KEY" \
 		--allow-registration --ingress-http-url "http://localhost:@API@" "$@"
 }
 
 # wait_exit PID SECONDS: 0 when PID is gone in time.
 wait_exit() {
-	tries=$(($2 * 20))
+	_tries=$(($2 * 20))
 	while kill -0 "$1" 2>/dev/null; do
-		[ $tries -le 0 ] && return 1
+		[ $_tries -le 0 ] && return 1
 		# a zombie still answers kill -0: check the state
-		st=$(ps -o stat= -p "$1" 2>/dev/null)
-		case $st in Z*) return 0 ;; esac
+		_st=$(ps -o stat= -p "$1" 2>/dev/null)
+		case $_st in Z*) return 0 ;; esac
 		sleep 0.05
-		tries=$((tries - 1))
+		_tries=$((_tries - 1))
 	done
 	return 0
 }
 
 # stop_server [NAME] [SIGNAL]: stop the current server; one check.
 stop_server() {
-	name=${1:-server exits 0 on SIGTERM}
-	sig=${2:-TERM}
+	_name=${1:-server exits 0 on SIGTERM}
+	_sig=${2:-TERM}
 	[ -n "$SRV_PID" ] || return 0
-	pid=$SRV_PID
-	kill -"$sig" "$pid" 2>/dev/null
-	if ! wait_exit "$pid" 15; then
-		kill -9 "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
+	_pid=$SRV_PID
+	kill -"$_sig" "$_pid" 2>/dev/null
+	if ! wait_exit "$_pid" 15; then
+		kill -9 "$_pid" 2>/dev/null
+		wait "$_pid" 2>/dev/null
 		SRV_PID=""
-		fail "$name" "server still running 15 s after SIG$sig"
+		fail "$_name" "server still running 15 s after SIG$_sig"
 		return 1
 	fi
-	wait "$pid"
-	src=$?
+	wait "$_pid"
+	_src=$?
 	SRV_PID=""
-	if [ $src -eq 0 ] && ! grep -q 'Sanitizer\|runtime error:' "$SRV_LOG"; then
-		ok "$name"
+	if [ $_src -eq 0 ] && ! grep -q 'Sanitizer\|runtime error:' "$SRV_LOG"; then
+		ok "$_name"
 		return 0
 	fi
-	fail "$name" "exit status $src"
+	fail "$_name" "exit status $_src"
 	echo "# --- sanitizer report ---"
 	grep -A25 'Sanitizer\|runtime error:' "$SRV_LOG" | head -60 | sed 's/^/# /'
 	return 1
@@ -237,13 +238,13 @@ stop_server() {
 
 req() {
 	rm -f "$T/body" "$T/headers"
-	m=$1
-	u=$2
+	_m=$1
+	_u=$2
 	shift 2
-	if [ "$m" = HEAD ]; then
-		STATUS=$(curl -s -I -o "$T/body" -D "$T/headers" -w '%{http_code}' --max-time 5 "$@" "$u")
+	if [ "$_m" = HEAD ]; then
+		STATUS=$(curl -s -I -o "$T/body" -D "$T/headers" -w '%{http_code}' --max-time 5 "$@" "$_u")
 	else
-		STATUS=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' --max-time 5 -X "$m" "$@" "$u")
+		STATUS=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' --max-time 5 -X "$_m" "$@" "$_u")
 	fi
 	[ -f "$T/body" ] || : >"$T/body"
 	BODY=$(cat "$T/body")
@@ -251,33 +252,33 @@ req() {
 
 # req_json METHOD URL JSON [curl args]: JSON body with content type.
 req_json() {
-	m=$1
-	u=$2
-	d=$3
+	_m=$1
+	_u=$2
+	_d=$3
 	shift 3
-	req "$m" "$u" -H 'Content-Type: application/json' --data-binary "$d" "$@"
+	req "$_m" "$_u" -H 'Content-Type: application/json' --data-binary "$_d" "$@"
 }
 
 check() {
-	n=$1
-	want=$4
+	_n=$1
+	_want=$4
 	shift
-	m=$1
-	u=$2
+	_m=$1
+	_u=$2
 	shift 3
-	req "$m" "$u" "$@"
-	if [ "$STATUS" = "$want" ]; then
-		ok "$n"
+	req "$_m" "$_u" "$@"
+	if [ "$STATUS" = "$_want" ]; then
+		ok "$_n"
 		return 0
 	fi
-	fail "$n" "$m $u: expected status $want, got $STATUS" "body: $(printf '%s' "$BODY" | head -c 600)"
+	fail "$_n" "$_m $_u: expected status $_want, got $STATUS" "body: $(printf '%s' "$BODY" | head -c 600)"
 	return 1
 }
 
 expect_status() {
-	p=${2#http://}
-	p=/${p#*/}
-	check "$1 $p -> $3" "$@"
+	_p=${2#http://}
+	_p=/${_p#*/}
+	check "$1 $_p -> $3" "$@"
 }
 
 # header NAME: value of a response header of the last request (first one).
@@ -303,42 +304,42 @@ print(v if isinstance(v, str) else json.dumps(v, separators=(",", ":")))
 }
 
 expect_json() {
-	got=$(jv "$2")
-	if [ "$got" = "$3" ]; then
+	_got=$(jv "$2")
+	if [ "$_got" = "$3" ]; then
 		ok "$1"
 		return 0
 	fi
-	fail "$1" "$2: expected $3, got $got" "status $STATUS body: $(printf '%s' "$BODY" | head -c 600)"
+	fail "$1" "$2: expected $3, got $_got" "status $STATUS body: $(printf '%s' "$BODY" | head -c 600)"
 	return 1
 }
 
 expect_true() {
-	got=$(jv "bool($2)")
-	if [ "$got" = "true" ]; then
+	_got=$(jv "bool($2)")
+	if [ "$_got" = "true" ]; then
 		ok "$1"
 		return 0
 	fi
-	fail "$1" "not true: $2 ($got)" "status $STATUS body: $(printf '%s' "$BODY" | head -c 800)"
+	fail "$1" "not true: $2 ($_got)" "status $STATUS body: $(printf '%s' "$BODY" | head -c 800)"
 	return 1
 }
 
 # check_json NAME METHOD URL STATUS PYEXPR EXPECTED [curl args]: status and
 # one JSON value as a single check.
 check_json() {
-	n=$1
-	m=$2
-	u=$3
-	want=$4
-	ex=$5
-	exv=$6
+	_n=$1
+	_m=$2
+	_u=$3
+	_want=$4
+	_ex=$5
+	_exv=$6
 	shift 6
-	req "$m" "$u" "$@"
-	got=$(jv "$ex")
-	if [ "$STATUS" = "$want" ] && [ "$got" = "$exv" ]; then
-		ok "$n"
+	req "$_m" "$_u" "$@"
+	_got=$(jv "$_ex")
+	if [ "$STATUS" = "$_want" ] && [ "$_got" = "$_exv" ]; then
+		ok "$_n"
 		return 0
 	fi
-	fail "$n" "$m $u: expected $want with $ex = $exv; got $STATUS with $got" \
+	fail "$_n" "$_m $_u: expected $_want with $_ex = $_exv; got $STATUS with $_got" \
 		"body: $(printf '%s' "$BODY" | head -c 600)"
 	return 1
 }
@@ -361,7 +362,7 @@ new_account() {
 
 # put_tunnel ID [JSON]: PUT as $AUTH; sets STATUS/BODY.
 put_tunnel() {
-	pd=${2-}
-	[ -n "$pd" ] || pd='{}'
-	req_json PUT "$API/v1/tunnel/$1" "$pd" -H "$AUTH"
+	_pd=${2-}
+	[ -n "$_pd" ] || _pd='{}'
+	req_json PUT "$API/v1/tunnel/$1" "$_pd" -H "$AUTH"
 }
