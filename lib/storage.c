@@ -381,7 +381,18 @@ void storage_update_begin(struct storage *s, enum storage_ns ns, const char *key
 		return;
 	}
 	if (s->ops->lock_get) {
-		s->ops->lock_get(s, ns, key, cb, arg);
+		size_t klen = strlen(key);
+		struct storage_lock *bl = calloc(1, sizeof(*bl) + klen + 1);
+		if (!bl) {
+			complete_locked_error(s, cb, arg, E_BACKEND);
+			return;
+		}
+		bl->s = s;
+		bl->ns = ns;
+		memcpy(bl->key, key, klen + 1);
+		bl->cb = cb;
+		bl->arg = arg;
+		s->ops->lock_get(s, ns, bl->key, bl);
 		return;
 	}
 	struct storage_lock *l = lock_find(s, ns, key);
@@ -429,7 +440,9 @@ void storage_update_finish(struct storage_lock *l, const char *value, size_t len
 {
 	struct storage *s = l->s;
 	if (s->ops->lock_release) {
-		s->ops->lock_release(s, l, value, len, cb, arg);
+		l->done_cb = cb;
+		l->done_arg = arg;
+		s->ops->lock_release(s, l, l->backend_lock, value, len);
 		return;
 	}
 	l->done_cb = cb;
@@ -444,4 +457,25 @@ void storage_update_finish(struct storage_lock *l, const char *value, size_t len
 		return;
 	}
 	s->ops->set(s, l->ns, l->key, value, len, 0, 0, lock_write_done, l);
+}
+
+void storage_backend_locked(struct storage_lock *l, int status, const char *value, size_t len, void *handle)
+{
+	storage_locked_cb cb = l->cb;
+	void *arg = l->arg;
+	if (status != 0) {
+		free(l);
+		cb(arg, status, NULL, 0, NULL);
+		return;
+	}
+	l->backend_lock = handle;
+	cb(arg, 0, value, len, l);
+}
+
+void storage_backend_released(struct storage_lock *l, int status)
+{
+	storage_done_cb cb = l->done_cb;
+	void *arg = l->done_arg;
+	free(l);
+	cb(arg, status);
 }

@@ -59,11 +59,22 @@ struct storage_ops {
 	/* cursor NULL from the start; the backend's own cursor format */
 	void (*list)(struct storage *s, enum storage_ns ns, const char *cursor, size_t count,
 		     storage_list_cb cb, void *arg);
-	/* Optional own locking (NULL: storage.c's in-process lock + get/set). */
-	void (*lock_get)(struct storage *s, enum storage_ns ns, const char *key, storage_locked_cb cb, void *arg);
-	void (*lock_release)(struct storage *s, struct storage_lock *lock, const char *value, size_t len,
-			     storage_done_cb cb, void *arg);
+	/* Optional own locking for read-modify-write across processes (NULL:
+	 * storage.c's in-process FIFO lock over get/set).  lock_get locks key,
+	 * reads it and completes with storage_backend_locked(); lock_release
+	 * writes value (NULL: no write), unlocks and completes with
+	 * storage_backend_released().  Both complete later on the loop. */
+	void (*lock_get)(struct storage *s, enum storage_ns ns, const char *key, struct storage_lock *lock);
+	void (*lock_release)(struct storage *s, struct storage_lock *lock, void *handle, const char *value,
+			     size_t len);
+	/* Optional: periodic/maintenance hook at shutdown is close(). */
 };
+
+/* For backends with their own locking: status 0 (value valid during the
+ * call; handle is the backend's lock state, passed back to lock_release),
+ * E_NOTFOUND (nothing is locked), E_BUSY (lock not acquired), E_BACKEND. */
+void storage_backend_locked(struct storage_lock *lock, int status, const char *value, size_t len, void *handle);
+void storage_backend_released(struct storage_lock *lock, int status);
 
 /* Open the backend selected by the URL scheme.  Returns NULL and writes a
  * message to err (naming the compiled-in backends when unknown). */
