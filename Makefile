@@ -46,7 +46,7 @@ ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SANFLAGS) \
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 LIBS   :=
 
-OPTIONAL_SRCS := lib/storage-sqlite.c
+OPTIONAL_SRCS := lib/storage-sqlite.c lib/storage-pgsql.c lib/storage-redis.c
 LIB_SRCS := $(filter-out $(OPTIONAL_SRCS),$(wildcard lib/*.c)) $(wildcard compat/*.c)
 
 ifeq ($(WITH_SQLITE),1)
@@ -55,6 +55,18 @@ SQLITE_CFLAGS := $(shell $(PKG_CONFIG) --cflags sqlite3 2>/dev/null)
 SQLITE_LIBS   := $(shell $(PKG_CONFIG) --libs sqlite3 2>/dev/null || echo -lsqlite3)
 ALL_CFLAGS += $(SQLITE_CFLAGS)
 LIBS += $(SQLITE_LIBS)
+endif
+
+ifeq ($(WITH_PGSQL),1)
+LIB_SRCS += lib/storage-pgsql.c
+ALL_CFLAGS += $(shell $(PKG_CONFIG) --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
+LIBS += $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null || echo -lpq)
+endif
+
+ifeq ($(WITH_REDIS),1)
+LIB_SRCS += lib/storage-redis.c
+ALL_CFLAGS += $(shell $(PKG_CONFIG) --cflags hiredis 2>/dev/null)
+LIBS += $(shell $(PKG_CONFIG) --libs hiredis 2>/dev/null || echo -lhiredis)
 endif
 
 LIB_OBJS  := $(patsubst %.c,$(B)/%.o,$(LIB_SRCS))

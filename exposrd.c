@@ -74,7 +74,7 @@ static void check_features(const struct config *cfg)
 		fatal("main", "Failed to start up: the SSH transport is not compiled into this build (WITH_SSH=0)");
 	if ((cfg->ingress_mask & CONFIG_INGRESS_SNI) && !WITH_TLS)
 		fatal("main", "Failed to start up: the SNI ingress is not compiled into this build (WITH_TLS=0)");
-	if (cfg->cluster_mode != CONFIG_CLUSTER_SINGLE_NODE)
+	if (cfg->cluster_mode != CONFIG_CLUSTER_SINGLE_NODE && !cfg->cluster_mode_auto)
 		fatal("main", "Failed to start up: clustering mode %s is not available in this build; use --cluster single-node",
 		      config_cluster_name(cfg->cluster_mode));
 }
@@ -233,6 +233,12 @@ int main(int argc, char **argv)
 			fatal("main", "Failed to start up: out of memory");
 	}
 	log_info("main", "node_id %s", service_node_id(s.svc));
+	if (s.cfg.cluster_mode != CONFIG_CLUSTER_SINGLE_NODE) {
+		/* --cluster auto picked a mode this build lacks: one node still works. */
+		log_warn("main", "Clustering mode %s is not available in this build; running as a single node",
+			 config_cluster_name(s.cfg.cluster_mode));
+		s.cfg.cluster_mode = CONFIG_CLUSTER_SINGLE_NODE;
+	}
 	log_info("main", "Clustering mode %s initialized", config_cluster_name(s.cfg.cluster_mode));
 	if (s.cfg.allow_registration)
 		log_warn("main", "Public account registration is enabled");

@@ -893,6 +893,7 @@ static void resolve_cluster(struct config *c)
 {
 	if (c->cluster_mode != CONFIG_CLUSTER_AUTO)
 		return;
+	c->cluster_mode_auto = 1;
 	if (c->redis_url)
 		c->cluster_mode = CONFIG_CLUSTER_REDIS;
 	else if (c->storage_type == CONFIG_STORAGE_MEMORY || c->storage_type == CONFIG_STORAGE_SQLITE)

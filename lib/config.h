@@ -107,6 +107,7 @@ struct config {
 
 	/* Cluster */
 	int cluster_mode;                   /* enum config_cluster, resolved (never AUTO) */
+	int cluster_mode_auto;              /* 1 when cluster_mode came from --cluster auto */
 	char *cluster_key;                  /* --cluster-key: HMAC signing key */
 	int cluster_udp_discovery;          /* enum config_discovery */
 	int cluster_udp_port;               /* --cluster-udp-port, 1..65535 */

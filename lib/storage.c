@@ -12,6 +12,12 @@ extern const struct storage_ops storage_mem_ops;
 #if WITH_SQLITE
 extern const struct storage_ops storage_sqlite_ops;
 #endif
+#if WITH_PGSQL
+extern const struct storage_ops storage_pgsql_ops;
+#endif
+#if WITH_REDIS
+extern const struct storage_ops storage_redis_ops;
+#endif
 
 struct storage_backend_entry {
 	const char *scheme; /* with ':' */
@@ -23,6 +29,14 @@ static const struct storage_backend_entry backend_table[] = {
 	{"memory:", &storage_mem_ops},
 #if WITH_SQLITE
 	{"sqlite:", &storage_sqlite_ops},
+#endif
+#if WITH_PGSQL
+	{"postgres:", &storage_pgsql_ops},
+	{"postgresql:", &storage_pgsql_ops},
+#endif
+#if WITH_REDIS
+	{"redis:", &storage_redis_ops},
+	{"rediss:", &storage_redis_ops},
 #endif
 };
 
@@ -65,11 +79,17 @@ const char *storage_ns_name(enum storage_ns ns)
 
 const char *storage_backends(void)
 {
+	return "memory"
 #if WITH_SQLITE
-	return "memory sqlite";
-#else
-	return "memory";
+	       " sqlite"
 #endif
+#if WITH_PGSQL
+	       " postgres"
+#endif
+#if WITH_REDIS
+	       " redis"
+#endif
+		;
 }
 
 long long storage_now_s(void)
