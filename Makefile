@@ -46,7 +46,10 @@ ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SANFLAGS) \
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 LIBS   :=
 
-OPTIONAL_SRCS := lib/storage-sqlite.c lib/storage-pgsql.c lib/storage-redis.c
+# Files named here are compiled only with their switch; the modules of a
+# switch are listed in its block below.
+OPTIONAL_SRCS := lib/storage-sqlite.c lib/storage-pgsql.c lib/storage-redis.c \
+                 $(wildcard lib/tls*.c lib/ingress-sni*.c lib/transport-ssh*.c)
 LIB_SRCS := $(filter-out $(OPTIONAL_SRCS),$(wildcard lib/*.c)) $(wildcard compat/*.c)
 
 ifeq ($(WITH_SQLITE),1)
@@ -67,6 +70,17 @@ ifeq ($(WITH_REDIS),1)
 LIB_SRCS += lib/storage-redis.c
 ALL_CFLAGS += $(shell $(PKG_CONFIG) --cflags hiredis 2>/dev/null)
 LIBS += $(shell $(PKG_CONFIG) --libs hiredis 2>/dev/null || echo -lhiredis)
+endif
+
+ifeq ($(WITH_TLS),1)
+LIB_SRCS += $(wildcard lib/tls*.c lib/ingress-sni*.c)
+LIBS += -lbearssl
+endif
+
+ifeq ($(WITH_SSH),1)
+LIB_SRCS += $(wildcard lib/transport-ssh*.c)
+ALL_CFLAGS += $(shell $(PKG_CONFIG) --cflags libssh 2>/dev/null)
+LIBS += $(shell $(PKG_CONFIG) --libs libssh 2>/dev/null || echo -lssh)
 endif
 
 LIB_OBJS  := $(patsubst %.c,$(B)/%.o,$(LIB_SRCS))

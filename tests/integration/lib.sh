@@ -199,7 +199,7 @@ wait_exit() {
 	while kill -0 "$1" 2>/dev/null; do
 		[ $_tries -le 0 ] && return 1
 		# a zombie still answers kill -0: check the state
-		_st=$(ps -o stat= -p "$1" 2>/dev/null)
+		_st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null || ps -o stat= -p "$1" 2>/dev/null)
 		case $_st in Z*) return 0 ;; esac
 		sleep 0.05
 		_tries=$((_tries - 1))
