@@ -943,10 +943,12 @@ static void conn_teardown(struct ws_conn *c, const char *why)
 				ch->base.sink->closed(ch->base.sink_arg, ch->peer_close_error);
 		}
 	}
-	c->pump_scheduled = 0;
-	schedule_pump(c); /* frees the connection */
-	if (!c->pump_scheduled)
-		conn_free(c);
+	/* The pump frees the connection (one already queued sees c->dead). */
+	if (!c->pump_scheduled) {
+		schedule_pump(c);
+		if (!c->pump_scheduled)
+			conn_free(c); /* could not queue it: nothing else refers to c now */
+	}
 }
 
 static void keepalive_tick(struct loop *loop, void *arg)
