@@ -185,21 +185,32 @@ static int apply_header(struct http_request *req, const struct http_header *h, i
 	return 0;
 }
 
-int http_parse_request(const char *buf, size_t len, size_t scanned, struct http_request *req)
+/* Find a complete head: returns its length (including up to 8 empty lines
+ * before it, RFC 9112 §2.2, which *skip counts), E_AGAIN or E_LIMIT. */
+static int locate_head(const char *buf, size_t len, size_t scanned, size_t *skip_out)
 {
-	/* Tolerate empty lines before a request (RFC 9112 §2.2). */
 	size_t skip = 0;
 	while (skip < len && skip < 8 && (buf[skip] == '\r' || buf[skip] == '\n'))
 		skip++;
+	*skip_out = skip;
 	/* Search only after the skipped empty lines: a blank line among them
-	 * is not the end of a head (it would leave no request line). */
+	 * is not the end of a head (it would leave no start line). */
 	size_t head_end = find_head_end(buf + skip, len - skip, scanned > skip ? scanned - skip : 0);
-	if (head_end != 0)
-		head_end += skip;
 	if (head_end == 0)
 		return len >= HTTP_MAX_HEADER_BYTES ? E_LIMIT : E_AGAIN;
+	head_end += skip;
 	if (head_end > HTTP_MAX_HEADER_BYTES)
 		return E_LIMIT;
+	return (int)head_end;
+}
+
+int http_parse_request(const char *buf, size_t len, size_t scanned, struct http_request *req)
+{
+	size_t skip;
+	int rc = locate_head(buf, len, scanned, &skip);
+	if (rc < 0)
+		return rc;
+	size_t head_end = (size_t)rc;
 
 	memset(req, 0, offsetof(struct http_request, headers));
 	req->num_headers = 0;
@@ -473,18 +484,11 @@ static int apply_transfer_encoding(struct te_state *te, const char *v, size_t n)
 
 int http_parse_response(const char *buf, size_t len, size_t scanned, struct http_response *res)
 {
-	/* Tolerate a few empty lines before the status line, as llhttp does
-	 * (a stray CRLF after a previous body). */
-	size_t skip = 0;
-	while (skip < len && skip < 8 && (buf[skip] == '\r' || buf[skip] == '\n'))
-		skip++;
-	size_t head_end = find_head_end(buf + skip, len - skip, scanned > skip ? scanned - skip : 0);
-	if (head_end != 0)
-		head_end += skip;
-	if (head_end == 0)
-		return len >= HTTP_MAX_HEADER_BYTES ? E_LIMIT : E_AGAIN;
-	if (head_end > HTTP_MAX_HEADER_BYTES)
-		return E_LIMIT;
+	size_t skip;
+	int rc = locate_head(buf, len, scanned, &skip);
+	if (rc < 0)
+		return rc;
+	size_t head_end = (size_t)rc;
 
 	res->minor_version = 0;
 	res->status = 0;
