@@ -100,7 +100,12 @@ exposrd: $(B)/exposrd
 	@cp $(B)/exposrd exposrd.tmp && mv -f exposrd.tmp exposrd
 endif
 
-$(B)/%.o: %.c $(wildcard lib/*.h compat/*.h) Makefile
+# Objects depend on the flags they were built with: switching a WITH_* or
+# SAN setting rebuilds instead of linking stale objects.
+FLAGS_STAMP := $(B)/.flags
+$(shell mkdir -p $(B); echo '$(ALL_CFLAGS) $(LIBS)' | cmp -s - $(FLAGS_STAMP) || echo '$(ALL_CFLAGS) $(LIBS)' > $(FLAGS_STAMP))
+
+$(B)/%.o: %.c $(wildcard lib/*.h compat/*.h) Makefile $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<

@@ -58,29 +58,29 @@ enum sq_stmt {
  * ?2 value, ?3 now, ?4 expires_at (NULL = never), ?5 list limit. */
 static const char *const sql_templates[SQ_COUNT] = {
 	[SQ_CREATE] =
-		"INSERT INTO %s (key, value, modified_at, expires_at) VALUES (?1, ?2, ?3, ?4)"
-		" ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-		" modified_at = excluded.modified_at, expires_at = excluded.expires_at"
-		" WHERE (%s.expires_at IS NOT NULL AND %s.expires_at <= ?3)"
-		" OR %s.value IS NULL OR length(%s.value) = 0",
+		("INSERT INTO %s (key, value, modified_at, expires_at) VALUES (?1, ?2, ?3, ?4)"
+		 " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
+		 " modified_at = excluded.modified_at, expires_at = excluded.expires_at"
+		 " WHERE (%s.expires_at IS NOT NULL AND %s.expires_at <= ?3)"
+		 " OR %s.value IS NULL OR length(%s.value) = 0"),
 	[SQ_PUT] =
-		"INSERT INTO %s (key, value, modified_at, expires_at) VALUES (?1, ?2, ?3, ?4)"
-		" ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-		" modified_at = excluded.modified_at, expires_at = excluded.expires_at",
+		("INSERT INTO %s (key, value, modified_at, expires_at) VALUES (?1, ?2, ?3, ?4)"
+		 " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
+		 " modified_at = excluded.modified_at, expires_at = excluded.expires_at"),
 	[SQ_GET] =
 		"SELECT value FROM %s WHERE key = ?1 AND (expires_at > ?3 OR expires_at IS NULL)",
 	[SQ_DEL] =
 		"DELETE FROM %s WHERE key = ?1",
 	[SQ_LIST] =
-		"SELECT key FROM %s WHERE key > ?1 AND (expires_at > ?3 OR expires_at IS NULL)"
-		" ORDER BY key LIMIT ?5",
+		("SELECT key FROM %s WHERE key > ?1 AND (expires_at > ?3 OR expires_at IS NULL)"
+		 " ORDER BY key LIMIT ?5"),
 	[SQ_CLEANUP] =
 		"DELETE FROM %s WHERE expires_at < ?3 AND expires_at IS NOT NULL",
 };
 
 static const char *const schema_templates[] = {
-	"CREATE TABLE IF NOT EXISTS %s (key TEXT PRIMARY KEY, value BLOB,"
-	" modified_at INTEGER, expires_at INTEGER NULL)",
+	("CREATE TABLE IF NOT EXISTS %s (key TEXT PRIMARY KEY, value BLOB,"
+	 " modified_at INTEGER, expires_at INTEGER NULL)"),
 	"CREATE INDEX IF NOT EXISTS idx_%s_modified_at ON %s (modified_at)",
 	"CREATE INDEX IF NOT EXISTS idx_%s_expires_at ON %s (expires_at)",
 };
