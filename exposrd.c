@@ -3,8 +3,17 @@
 #include "api.h"
 #include "config.h"
 #include "dns.h"
+#if WITH_PGSQL
+#include "storage-pgsql.h"
+#endif
 #include "ingress-http.h"
+#if WITH_TLS
+#include "ingress-sni.h"
+#endif
 #include "transport-ws.h"
+#if WITH_SSH
+#include "transport-ssh.h"
+#endif
 #include "tunnel.h"
 #include "err.h"
 #include "httpd.h"
@@ -39,7 +48,13 @@ struct server {
 	struct admin *admin;
 	struct registry *registry;
 	struct transport_ws *transport_ws;
+#if WITH_SSH
+	struct transport_ssh *transport_ssh;
+#endif
 	struct ingress_http *ingress_http;
+#if WITH_TLS
+	struct ingress_sni *ingress_sni;
+#endif
 	struct dns *dns;
 	struct listener listeners[MAX_LISTENERS];
 	int nlisteners;
@@ -91,11 +106,20 @@ static void start_listeners(struct server *s)
 		log_info("main", "HTTP ingress listening on port %d (agent idle timeout %d)", cfg->ingress_http_port,
 			 cfg->ingress_http_agent_idle_timeout);
 	}
+#if WITH_TLS
+	if (s->ingress_sni)
+		log_info("main", "SNI ingress listening on port %d", ingress_sni_port(s->ingress_sni));
+#endif
 	if (s->transport_ws) {
 		transport_ws_component(s->transport_ws, &comp);
 		(void)httpd_add_component(listener_for(s, cfg->api_port), &comp);
 		log_info("main", "WS transport connection endpoint listening on port %d", cfg->api_port);
 	}
+#if WITH_SSH
+	if (s->transport_ssh)
+		log_info("main", "SSH transport endpoint listening on port %d (host key fingerprint %s)",
+			 transport_ssh_port(s->transport_ssh), transport_ssh_fingerprint(s->transport_ssh));
+#endif
 	api_component(s->api, &comp);
 	(void)httpd_add_component(listener_for(s, cfg->api_port), &comp);
 	log_info("main", "HTTP controller listening on port %d", cfg->api_port);
@@ -129,6 +153,9 @@ static void shutdown_poll(struct loop *loop, void *arg)
 	unsigned busy = 0;
 	for (int i = 0; i < s->nlisteners; i++)
 		busy += httpd_busy(s->listeners[i].httpd);
+#if WITH_TLS
+	busy += ingress_sni_busy(s->ingress_sni);
+#endif
 	uint64_t elapsed = loop_now(loop) - s->shutdown_started;
 	if (busy > 0 && elapsed < SHUTDOWN_GRACE_MS &&
 	    loop_timer_add(loop, SHUTDOWN_POLL_MS, shutdown_poll, s))
@@ -154,10 +181,17 @@ static void on_signal(struct loop *loop, int signo, void *arg)
 	/* Tunnel clients first: close 1001, no new registrations (§8 step 3). */
 	if (s->transport_ws)
 		transport_ws_shutdown(s->transport_ws);
+#if WITH_SSH
+	if (s->transport_ssh)
+		transport_ssh_shutdown(s->transport_ssh);
+#endif
 	registry_shutdown(s->registry);
 	/* No new connections; requests in flight finish (bounded wait). */
 	for (int i = 0; i < s->nlisteners; i++)
 		httpd_stop_listening(s->listeners[i].httpd);
+#if WITH_TLS
+	ingress_sni_stop_listening(s->ingress_sni);
+#endif
 	shutdown_poll(loop, s);
 }
 
@@ -168,14 +202,22 @@ static void teardown(struct server *s)
 	/* Let storage completions of dropped requests run before freeing. */
 	loop_run_deferred(s->loop);
 	ingress_http_free(s->ingress_http);
+#if WITH_TLS
+	ingress_sni_free(s->ingress_sni);
+#endif
 	transport_ws_free(s->transport_ws);
+#if WITH_SSH
+	transport_ssh_free(s->transport_ssh);
+#endif
 	loop_run_deferred(s->loop);
 	registry_free(s->registry);
 	dns_free(s->dns);
+	/* Storage first: its pending callbacks still reach live objects. */
+	storage_close(s->storage);
+	loop_run_deferred(s->loop);
 	api_free(s->api);
 	admin_free(s->admin);
 	service_free(s->svc);
-	storage_close(s->storage);
 	loop_run_deferred(s->loop);
 	loop_free(s->loop);
 	config_free(&s->cfg);
@@ -205,6 +247,9 @@ int main(int argc, char **argv)
 	if (!s.loop)
 		fatal("main", "Failed to start up: out of memory");
 	char err[512];
+#if WITH_PGSQL
+	storage_pgsql_set_pool_size(s.cfg.storage_pgsql_connection_pool_size);
+#endif
 	s.storage = storage_open(s.loop, s.cfg.storage_url, err, sizeof(err));
 	if (!s.storage)
 		fatal("main", "Failed to start up: %s", err);
@@ -227,11 +272,25 @@ int main(int argc, char **argv)
 		if (!s.transport_ws)
 			fatal("main", "Failed to start up: out of memory");
 	}
+#if WITH_SSH
+	if (s.cfg.transport_mask & CONFIG_TRANSPORT_SSH) {
+		s.transport_ssh = transport_ssh_new(s.loop, s.svc, s.registry, &s.cfg, err, sizeof(err));
+		if (!s.transport_ssh)
+			fatal("main", "Failed to start up: SSH transport: %s", err);
+	}
+#endif
 	if (s.cfg.ingress_mask & CONFIG_INGRESS_HTTP) {
 		s.ingress_http = ingress_http_new(s.loop, s.svc, s.registry);
 		if (!s.ingress_http)
 			fatal("main", "Failed to start up: out of memory");
 	}
+#if WITH_TLS
+	if (s.cfg.ingress_mask & CONFIG_INGRESS_SNI) {
+		s.ingress_sni = ingress_sni_new(s.loop, s.svc, s.registry, err, sizeof(err));
+		if (!s.ingress_sni)
+			fatal("main", "Failed to start up: %s", err);
+	}
+#endif
 	log_info("main", "node_id %s", service_node_id(s.svc));
 	if (s.cfg.cluster_mode != CONFIG_CLUSTER_SINGLE_NODE) {
 		/* --cluster auto picked a mode this build lacks: one node still works. */
