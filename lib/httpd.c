@@ -966,6 +966,17 @@ void httpd_req_resume_body(struct httpd_req *r)
 		update_events(c);
 }
 
+static void stream_raw_deferred(void *arg)
+{
+	struct httpd_req *r = arg;
+	struct httpd_conn *c = r->conn;
+	if (c->closed || c->state != ST_RAW || r->aborted || !r->stream || r->deferred_gen != c->gen)
+		return;
+	stream_deliver(c);
+	if (!c->closed)
+		update_events(c);
+}
+
 void httpd_req_upgrade(struct httpd_req *r)
 {
 	struct httpd_conn *c = r->conn;
@@ -974,6 +985,13 @@ void httpd_req_upgrade(struct httpd_req *r)
 	c->state = ST_RAW;
 	r->body_done = 0;
 	r->head.keep_alive = 0;
+	/* Bytes the client sent right after the head are already read: no
+	 * read event will come for them, so hand them over now (after the
+	 * caller's callback returns). */
+	if (buf_len(&c->in) > 0) {
+		r->deferred_gen = c->gen;
+		(void)loop_defer(c->loop, stream_raw_deferred, r);
+	}
 }
 
 static void log_stream_access(struct httpd_req *r, int status)
@@ -1002,6 +1020,9 @@ void httpd_req_finish(struct httpd_req *r, int keep_alive, int status)
 	}
 	c->httpd->stats.requests++;
 	int keep = keep_alive && r->head.keep_alive && r->body_done && c->state == ST_STREAM;
+	/* Finished inside request() (an error answer): the head is still at
+	 * the buffer front; without this the next round parses it again. */
+	buf_consume(&c->in, r->head_len);
 	r->head_len = 0;
 	r->body_consumed = 0;
 	r->data = NULL;

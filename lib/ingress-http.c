@@ -513,8 +513,9 @@ static size_t parse_heads(struct exchange *ex, const char *p, size_t n)
 		}
 		start_response(ex, &res, p + off, (size_t)k);
 		off += (size_t)k;
-		if (off < n)
-			(void)relay_body(ex, p + off, n - off);
+		/* Also with nothing left: a response without a body (HEAD, 204,
+		 * 304, Content-Length: 0) is complete with its head. */
+		(void)relay_body(ex, p + off, n - off);
 		return n;
 	}
 	return n;

@@ -366,3 +366,128 @@ put_tunnel() {
 	[ -n "$_pd" ] || _pd='{}'
 	req_json PUT "$API/v1/tunnel/$1" "$_pd" -H "$AUTH"
 }
+
+# ---- Node test tools (tests/peer: ws-peer.js, target.js, wsclient.js) ----
+#
+#   need_peer                node and tests/peer/node_modules; runs the (bounded)
+#                            npm ci when node_modules is missing; fails the
+#                            scenario (and ends it) when that is not possible.
+#   spawn NAME CMD...        CMD in the background, stdout in $T/NAME.out,
+#                            stderr in $T/NAME.err, pid in SPAWN_PID (killed
+#                            at exit like the servers).
+#   wait_line NAME ERE [SECONDS]   until $T/NAME.out has a matching line.
+#   wait_count NAME ERE N [SECONDS]   until it has N matching lines.
+#   wait_rc PID SECONDS      bounded wait for a spawned PID; its exit status
+#                            in WAIT_RC ("timeout" when still running).
+#   stop_pid PID [SECONDS]   SIGTERM, bounded wait, then SIGKILL; WAIT_RC.
+#   start_target [ARGS...]   target.js on a free port: TARGET_PID,
+#                            TARGET_PORT, TARGET (http://127.0.0.1:PORT).
+#   start_peer NAME ARGS...  ws-peer.js --api "$API" ARGS; waits (bounded) for
+#                            its READY line, non-zero if none; PEER_PID.
+#   peer_diag NAME           the tool's output as "# " lines.
+#   proc_kb PID FIELD        a /proc/PID/status value in kB (VmHWM, VmRSS).
+#   sha_of FILE|-            hex sha256.
+
+PEER_DIR=$TOPDIR/tests/peer
+
+need_peer() {
+	if ! command -v node >/dev/null 2>&1; then
+		fail "node is installed (the tests/peer tools need Node >= 18)"
+		finish
+	fi
+	if [ -f "$PEER_DIR/node_modules/@exposr/ws-multiplex/package.json" ] &&
+		[ -f "$PEER_DIR/node_modules/ws/package.json" ]; then
+		return 0
+	fi
+	diag "tests/peer/node_modules is missing: running npm ci (at most 180 s)"
+	if ! command -v npm >/dev/null 2>&1; then
+		fail "npm is installed (needed once: cd tests/peer && npm ci --ignore-scripts --no-audit --no-fund)"
+		finish
+	fi
+	(cd "$PEER_DIR" && timeout 180 npm ci --ignore-scripts --no-audit --no-fund) >"$T/npm-ci.log" 2>&1
+	_np_rc=$?
+	if [ $_np_rc -ne 0 ] || [ ! -f "$PEER_DIR/node_modules/@exposr/ws-multiplex/package.json" ]; then
+		fail "npm ci in tests/peer (exit status $_np_rc)" "$(tail -15 "$T/npm-ci.log")"
+		finish
+	fi
+}
+
+spawn() {
+	_sp_name=$1
+	shift
+	"$@" >"$T/$_sp_name.out" 2>"$T/$_sp_name.err" &
+	SPAWN_PID=$!
+	ALL_PIDS="$ALL_PIDS $SPAWN_PID"
+}
+
+wait_line() {
+	_wl_tries=$((${3:-10} * 20))
+	while [ $_wl_tries -gt 0 ]; do
+		grep -Eq -- "$2" "$T/$1.out" 2>/dev/null && return 0
+		sleep 0.05
+		_wl_tries=$((_wl_tries - 1))
+	done
+	return 1
+}
+
+wait_count() {
+	_wc_tries=$((${4:-10} * 20))
+	while [ $_wc_tries -gt 0 ]; do
+		[ "$(grep -Ec -- "$2" "$T/$1.out" 2>/dev/null)" -ge "$3" ] && return 0
+		sleep 0.05
+		_wc_tries=$((_wc_tries - 1))
+	done
+	return 1
+}
+
+wait_rc() {
+	if wait_exit "$1" "$2"; then
+		wait "$1"
+		WAIT_RC=$?
+	else
+		WAIT_RC=timeout
+	fi
+}
+
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null
+	wait_rc "$1" "${2:-5}"
+	if [ "$WAIT_RC" = timeout ]; then
+		kill -9 "$1" 2>/dev/null
+		wait "$1" 2>/dev/null
+	fi
+}
+
+start_target() {
+	spawn target node "$PEER_DIR/target.js" --port 0 "$@"
+	TARGET_PID=$SPAWN_PID
+	if ! wait_line target '^LISTENING [0-9]+$' 15; then
+		fail "target.js starts" "$(cat "$T/target.out" "$T/target.err" 2>/dev/null | tail -10)"
+		finish
+	fi
+	TARGET_PORT=$(awk '/^LISTENING/ { print $2; exit }' "$T/target.out")
+	TARGET=http://127.0.0.1:$TARGET_PORT
+}
+
+start_peer() {
+	_sp_peer=$1
+	shift
+	spawn "$_sp_peer" node "$PEER_DIR/ws-peer.js" --api "$API" "$@"
+	PEER_PID=$SPAWN_PID
+	wait_line "$_sp_peer" '^READY ' "${PEER_WAIT_SECONDS:-20}"
+}
+
+peer_diag() {
+	echo "# --- $1 stdout ---"
+	tail -12 "$T/$1.out" 2>/dev/null | cut -c1-300 | sed 's/^/# /'
+	echo "# --- $1 stderr ---"
+	tail -8 "$T/$1.err" 2>/dev/null | cut -c1-300 | sed 's/^/# /'
+}
+
+proc_kb() {
+	awk -v f="$2:" '$1 == f { print $2; exit }' "/proc/$1/status" 2>/dev/null
+}
+
+sha_of() {
+	if [ "$1" = - ]; then sha256sum; else sha256sum <"$1"; fi | cut -d' ' -f1
+}
