@@ -76,6 +76,8 @@ struct exchange {
 	int resp_head_done, resp_started, resp_done, resp_close, upgraded;
 	struct http_body_tracker resp_body;
 	int extra_bytes;                /* bytes after the response: channel not reusable */
+	const char *held_head;          /* response head not yet written (valid in the current call) */
+	size_t held_len;
 	int status;
 	int finished;
 };
@@ -444,10 +446,28 @@ static void up_writable(void *arg)
 }
 
 /* Relay response body bytes; returns how many were taken. */
+/* Write out bytes for the client; a response head still held back goes
+ * with them in one write when they follow it in memory (one syscall). */
+static void client_write(struct exchange *ex, const char *p, size_t n)
+{
+	if (ex->held_head) {
+		const char *h = ex->held_head;
+		size_t hn = ex->held_len;
+		ex->held_head = NULL;
+		if (h + hn == p) {
+			(void)httpd_req_write(ex->req, h, hn + n);
+			return;
+		}
+		(void)httpd_req_write(ex->req, h, hn);
+	}
+	if (n)
+		(void)httpd_req_write(ex->req, p, n);
+}
+
 static size_t relay_body(struct exchange *ex, const char *p, size_t n)
 {
 	if (ex->upgraded || ex->resp_body.kind == HTTP_BODY_UNTIL_CLOSE) {
-		(void)httpd_req_write(ex->req, p, n);
+		client_write(ex, p, n);
 		return n;
 	}
 	long k = http_body_tracker_feed(&ex->resp_body, p, n);
@@ -459,8 +479,7 @@ static size_t relay_body(struct exchange *ex, const char *p, size_t n)
 		exchange_free(ex);
 		return n;
 	}
-	if (k > 0)
-		(void)httpd_req_write(ex->req, p, (size_t)k);
+	client_write(ex, p, (size_t)k);
 	if ((size_t)k < n)
 		ex->extra_bytes = 1; /* a target sending past its response */
 	if (ex->resp_body.done) {
@@ -477,8 +496,11 @@ static size_t start_response(struct exchange *ex, const struct http_response *re
 	ex->status = res->status;
 	ex->resp_head_done = 1;
 	ex->resp_started = 1;
-	(void)httpd_req_write(ex->req, head, k);
+	/* Held back until the body bytes that follow it are known. */
+	ex->held_head = head;
+	ex->held_len = k;
 	if (res->status == 101 && ex->upgrade) {
+		client_write(ex, NULL, 0);
 		ex->upgraded = 1;
 		httpd_req_upgrade(ex->req);
 		return k;
