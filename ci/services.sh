@@ -36,9 +36,11 @@ start() {
 			as_pg_user "$PGBIN/initdb -D $DIR/pg -A trust -U postgres >$DIR/initdb.log 2>&1" ||
 				{ cat "$DIR/initdb.log" >&2; }
 		fi
-		as_pg_user "$PGBIN/pg_ctl -D $DIR/pg -l $DIR/pg.log -w -t 30 \
-			-o '-p $PG_PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off' start >/dev/null 2>&1" ||
-			cat "$DIR/pg.log" >&2
+		if ! as_pg_user "$PGBIN/pg_ctl -D $DIR/pg status >/dev/null 2>&1"; then
+			as_pg_user "$PGBIN/pg_ctl -D $DIR/pg -l $DIR/pg.log -w -t 30 \
+				-o '-p $PG_PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off' start >/dev/null 2>&1" ||
+				tail -20 "$DIR/pg.log" >&2
+		fi
 		"$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -Atc \
 			"SELECT 1 FROM pg_database WHERE datname='exposrd_test'" 2>/dev/null | grep -q 1 ||
 			"$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres exposrd_test 2>/dev/null
@@ -46,6 +48,7 @@ start() {
 		echo "EXPOSRD_PG_BIN=$PGBIN; export EXPOSRD_PG_BIN"
 	fi
 	if command -v redis-server >/dev/null 2>&1; then
+		redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 ||
 		redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
 			--daemonize yes --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log" --dir "$DIR" >/dev/null
 		i=0

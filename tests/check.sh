@@ -25,7 +25,9 @@ tally() {
 }
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# The real servers the storage tests need (PostgreSQL, redis-server).
+eval "$(sh ci/services.sh start)"
+trap 'rm -f "$log"; sh ci/services.sh stop' EXIT
 
 if make lint >"$log" 2>&1; then
 	echo "ok - lint"
