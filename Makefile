@@ -17,8 +17,8 @@ CC           ?= cc
 PKG_CONFIG   ?= pkg-config
 SAN          ?= 0
 WITH_SQLITE  ?= 1
-WITH_PGSQL   ?= 0
-WITH_REDIS   ?= 0
+WITH_PGSQL   ?= 1
+WITH_REDIS   ?= 1
 WITH_SSH     ?= 0
 WITH_TLS     ?= 0
 
