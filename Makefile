@@ -6,9 +6,12 @@
 #   make fuzz            libFuzzer targets (needs clang)
 #   make bench           benchmarks (tests/bench/, not part of the test suite)
 #   make install PREFIX=/usr/local DESTDIR=
+#   make static          fully static musl binary in build-static/ (conf/static.mk)
 #   make clean
 #
-# Optional parts are 0/1 switches: WITH_SQLITE (default 1).
+# Optional parts are 0/1 switches: WITH_SQLITE (default 1), WITH_SSH (default 1:
+# the SSH transport on libssh), WITH_TLS (default 1: the SNI ingress on
+# BearSSL; WITH_TLS_LIBCRYPTO=1, the default, adds libcrypto's arithmetic).
 
 VERSION      := 0.1.0
 PREFIX       ?= /usr/local
@@ -19,8 +22,11 @@ SAN          ?= 0
 WITH_SQLITE  ?= 1
 WITH_PGSQL   ?= 1
 WITH_REDIS   ?= 1
-WITH_SSH     ?= 0
-WITH_TLS     ?= 0
+WITH_SSH     ?= 1
+WITH_TLS     ?= 1
+WITH_TLS_LIBCRYPTO ?= 1
+# libcrypto is used only in a TLS build
+TLS_LIBCRYPTO := $(if $(filter 1,$(WITH_TLS)),$(WITH_TLS_LIBCRYPTO),0)
 
 ifeq ($(SAN),1)
 B            := build-san
@@ -32,6 +38,9 @@ SANFLAGS     :=
 OPT          ?= -O2 -g
 endif
 
+# make static [ARCH=x86_64|aarch64|armv7] [FLAVOUR=small|full]
+include conf/static.mk
+
 WARN   := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
           -Wpointer-arith -Wsign-compare -Wno-unused-parameter
 # snprintf truncation is deliberate throughout; gcc warns about it at -O2.
@@ -42,7 +51,7 @@ CFLAGS ?= $(OPT)
 ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SANFLAGS) \
           -Ilib -Icompat -I$(B) -DEXPOSRD_VERSION='"$(VERSION)"' \
           -DWITH_SQLITE=$(WITH_SQLITE) -DWITH_PGSQL=$(WITH_PGSQL) -DWITH_REDIS=$(WITH_REDIS) \
-          -DWITH_SSH=$(WITH_SSH) -DWITH_TLS=$(WITH_TLS)
+          -DWITH_SSH=$(WITH_SSH) -DWITH_TLS=$(WITH_TLS) -DWITH_TLS_LIBCRYPTO=$(TLS_LIBCRYPTO)
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 LIBS   :=
 
@@ -72,9 +81,16 @@ ALL_CFLAGS += $(shell $(PKG_CONFIG) --cflags hiredis 2>/dev/null)
 LIBS += $(shell $(PKG_CONFIG) --libs hiredis 2>/dev/null || echo -lhiredis)
 endif
 
+# SNI ingress on BearSSL; WITH_TLS_LIBCRYPTO=1 lets libcrypto (OpenSSL) do
+# the per-handshake public-key arithmetic under BearSSL's engine
+# (lib/tls-libcrypto.h); 0 is BearSSL alone.
 ifeq ($(WITH_TLS),1)
 LIB_SRCS += $(wildcard lib/tls*.c lib/ingress-sni*.c)
 LIBS += -lbearssl
+ifeq ($(TLS_LIBCRYPTO),1)
+ALL_CFLAGS += $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
+LIBS += $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
+endif
 endif
 
 ifeq ($(WITH_SSH),1)
@@ -128,11 +144,15 @@ $(B)/fuzz/replay-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(B)/libexposrd.a
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(B)/libexposrd.a $(LIBS)
 
-build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS)
+# Fuzz targets need only the parsers: the networked backends and the SSH
+# transport are left out.
+FUZZ_LIB_SRCS := $(filter-out lib/storage-pgsql.c lib/storage-redis.c lib/transport-ssh%,$(LIB_SRCS))
+build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -Ilib -Icompat -DEXPOSRD_VERSION='"$(VERSION)"' -DWITH_SQLITE=$(WITH_SQLITE) \
-	  -DWITH_PGSQL=0 -DWITH_REDIS=0 -DWITH_SSH=0 -DWITH_TLS=0 -o $@ $< $(LIB_SRCS) $(LIBS)
+	  -DWITH_PGSQL=0 -DWITH_REDIS=0 -DWITH_SSH=0 -DWITH_TLS=$(WITH_TLS) \
+	  -DWITH_TLS_LIBCRYPTO=$(TLS_LIBCRYPTO) -o $@ $< $(FUZZ_LIB_SRCS) $(LIBS)
 
 unit: $(UNIT_BINS)
 replay: $(REPLAY_BINS)
@@ -163,4 +183,4 @@ install: all
 	install -m 0755 exposrd $(DESTDIR)$(PREFIX)/bin/exposrd
 
 clean:
-	rm -rf build build-san build-fuzz exposrd
+	rm -rf build build-san build-fuzz build-static build-static-* build-fallback exposrd

@@ -10,6 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Linker names with a prefix: a static libssh (make static) exports its
+ * own global sha1, sha1_init, sha1_update and sha1_final. */
+#define sha1_init exposrd_sha1_init
+#define sha1_update exposrd_sha1_update
+#define sha1_final exposrd_sha1_final
+#define sha1 exposrd_sha1
+
 #define SHA1_DIGEST_LEN 20
 #define SHA1_BLOCK_LEN 64
 

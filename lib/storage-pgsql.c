@@ -1755,6 +1755,15 @@ static int build_params(struct pg_store *st, const char *url)
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
 		if (!o->val)
 			continue;
+		if (strcmp(o->keyword, "sslmode") == 0 && !PQsslAttribute(NULL, "library") &&
+		    (strcmp(o->val, "require") == 0 || strncmp(o->val, "verify-", 7) == 0)) {
+			/* A libpq without TLS (the small static flavour) must not
+			 * quietly connect in plain text, nor retry forever. */
+			log_error(log_name, "PostgreSQL URL asks for TLS (sslmode=%s) but this build's libpq has no TLS "
+				  "support; use the full flavour or sslmode=disable", o->val);
+			PQconninfoFree(opts);
+			return E_INVAL;
+		}
 		if (strcmp(o->keyword, "connect_timeout") == 0) {
 			long t = strtol(o->val, NULL, 10);
 			has_timeout = 1;

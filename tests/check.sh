@@ -50,5 +50,13 @@ for san in 0 1; do
 	tally "tests SAN=$san" "$log"
 done
 
+# Static builds: make static (x86_64 with every feature, 2 MiB budget),
+# the binary in an empty root, aarch64/armv7 under qemu-user, the forced
+# portable fallbacks (ci/static-check.sh).  STATIC_CHECK=0 leaves them out.
+if [ "${STATIC_CHECK:-1}" = 1 ]; then
+	sh ci/static-check.sh 2>&1 | tee "$log"
+	tally "static builds" "$log"
+fi
+
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/bench/run.sh - exposrd benchmarks (make bench). Loopback only,
-# about 2.5 minutes; not part of the test suite.
+# about 3 minutes; not part of the test suite.
 #
 #   api.sh      startup time, RSS with 1,000 tunnels, API throughput
 #               (wrk against GET /v1/tunnel/<id>, nginx as a baseline)
@@ -8,10 +8,14 @@
 #               exposrd tunnel (tunnel-client.c, ws-multiplex), 1 KiB and
 #               1 MiB responses, CPU per request, RSS idle / per idle
 #               tunnel / peak, the targets with PASS/FAIL
+#   ssh.sh      the SSH transport (OpenSSH `ssh -R` as the tunnel client)
+#               beside direct and the WebSocket tunnel: 1 KiB req/s, p99,
+#               CPU per request, RSS per idle SSH tunnel (builds WITH_SSH)
 #
 # Progress goes to stderr; both tables are printed at the end and written
 # to tests/bench/results-latest.txt.
-# Arguments: the parts to run, tests/bench/<part>.sh (default: api tunnel);
+# Arguments: the parts to run, tests/bench/<part>.sh (default: api tunnel
+# ssh);
 # each gets BENCH_RESULTS=<file> for its table.  Environment: see
 # the two scripts (EXPOSRD, BENCH_DURATION, BENCH_CONNS, BENCH_THREADS, ...).
 # Exit status 1 if a part could not run; targets missed do not count.
@@ -29,7 +33,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 PARTS=("$@")
-[ ${#PARTS[@]} -gt 0 ] || PARTS=(api tunnel)
+[ ${#PARTS[@]} -gt 0 ] || PARTS=(api tunnel ssh)
 rc=0
 for part in "${PARTS[@]}"; do
 	if [ "$part" = run ] || [ ! -f "$HERE/$part.sh" ]; then

@@ -30,7 +30,11 @@
 # AES-128-GCM first (ChaCha20-Poly1305, AES-256-GCM after), no tickets.
 # Every process shares the machine's CPUs (nothing pinned).
 #
-# Environment: EXPOSRD (default ./exposrd), BENCH_DURATION (8 s a run),
+# Each comparison runs BENCH_ROUNDS times alternating haproxy and exposrd;
+# the medians are reported (the machine may be busy with other work).
+#
+# Environment: EXPOSRD (default ./exposrd), BENCH_DURATION (5 s a run),
+# BENCH_ROUNDS (3),
 # BENCH_HS_CONNS (16), BENCH_TP_CONNS (8), BENCH_RESULTS (copy the table
 # there).  wrk, nginx, haproxy and libssl-dev are installed with apt-get
 # when missing (root only).
@@ -44,7 +48,8 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 EXPOSRD=${EXPOSRD:-$TOP/exposrd}
-DURATION=${BENCH_DURATION:-8}
+DURATION=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
 HS_CONNS=${BENCH_HS_CONNS:-16}
 TP_CONNS=${BENCH_TP_CONNS:-8}
 RESULTS=${BENCH_RESULTS:-}
@@ -86,6 +91,7 @@ fail() {
 	exit 1
 }
 calc() { awk "BEGIN { $1 }"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 : >"$TMP/table"
 : >"$TMP/targets"
 row() { printf '%-44s %14s %14s %8s\n' "$1" "$2" "$3" "$4" >>"$TMP/table"; }
@@ -423,31 +429,47 @@ tp() {
 
 say "SNI bench: $(nproc) CPUs shared by the client, the TLS server, nginx (and the tunnel client); ${DURATION}s a run"
 
+# hs_pair PORT_HAPROXY: ROUNDS alternating runs; medians in HS_H HS_E, HS_HUS HS_EUS
+hs_pair() {
+	local hr=() er=() hu=() eu=() i
+	for ((i = 1; i <= ROUNDS; i++)); do
+		hs "haproxy, round $i" "$1" "$HAP_PID"
+		hr+=("$HS_RATE")
+		hu+=("$HS_US")
+		hs "exposrd, round $i" "$SNI" "$SRV_PID"
+		er+=("$HS_RATE")
+		eu+=("$HS_US")
+	done
+	HS_H=$(median "${hr[@]}") HS_E=$(median "${er[@]}") HS_HUS=$(median "${hu[@]}") HS_EUS=$(median "${eu[@]}")
+}
+
 # ---- ECDSA P-256 ----
 start_exposrd "$C/ec.pem" "$C/ec.key"
 start_tunnel
 curl -s --max-time 5 -k -o /dev/null -w '%{http_code}' --resolve "localhost:$SNI:127.0.0.1" \
 	"https://localhost:$SNI/1m" | grep -q 200 || fail "no 1 MiB answer through the SNI ingress"
 say "handshakes, ECDSA P-256:"
-hs "haproxy" "$H_EC" "$HAP_PID"
-HAP_EC=$HS_RATE HAP_EC_US=$HS_US
-hs "exposrd" "$SNI" "$SRV_PID"
-EXP_EC=$HS_RATE EXP_EC_US=$HS_US
+hs_pair "$H_EC"
+HAP_EC=$HS_H HAP_EC_US=$HS_HUS EXP_EC=$HS_E EXP_EC_US=$HS_EUS
 say "1 MiB throughput (ECDSA certificate):"
-tp "haproxy" "https://localhost:$H_TP/1m" "$HAP_PID"
-HAP_TP=$TP_MIB HAP_TP_CPU=$TP_CPU
-tp "exposrd" "https://localhost:$SNI/1m" "$SRV_PID"
-EXP_TP=$TP_MIB EXP_TP_CPU=$TP_CPU
+HT=() HC=() ET=() EC=()
+for ((i = 1; i <= ROUNDS; i++)); do
+	tp "haproxy, round $i" "https://localhost:$H_TP/1m" "$HAP_PID"
+	HT+=("$TP_MIB")
+	HC+=("$TP_CPU")
+	tp "exposrd, round $i" "https://localhost:$SNI/1m" "$SRV_PID"
+	ET+=("$TP_MIB")
+	EC+=("$TP_CPU")
+done
+HAP_TP=$(median "${HT[@]}") HAP_TP_CPU=$(median "${HC[@]}") EXP_TP=$(median "${ET[@]}") EXP_TP_CPU=$(median "${EC[@]}")
 stop_pid "$TC_PID"
 stop_pid "$SRV_PID"
 
 # ---- RSA-2048 ----
 start_exposrd "$C/rsa.pem" "$C/rsa.key"
 say "handshakes, RSA-2048:"
-hs "haproxy" "$H_RSA" "$HAP_PID"
-HAP_RSA=$HS_RATE HAP_RSA_US=$HS_US
-hs "exposrd" "$SNI" "$SRV_PID"
-EXP_RSA=$HS_RATE EXP_RSA_US=$HS_US
+hs_pair "$H_RSA"
+HAP_RSA=$HS_H HAP_RSA_US=$HS_HUS EXP_RSA=$HS_E EXP_RSA_US=$HS_EUS
 stop_pid "$SRV_PID"
 
 # ---------------------------------------------------------------- report
@@ -466,7 +488,7 @@ target "handshakes ECDSA P-256 >= 80 % of haproxy" "$R_EC" "$(calc "print ($R_EC
 target "handshakes RSA-2048 >= 50 % of haproxy" "$R_RSA" "$(calc "print ($R_RSA >= 0.5)")" ""
 target "1 MiB throughput >= 80 % of haproxy" "$R_TP" "$(calc "print ($R_TP >= 0.8)")" ""
 {
-	echo "SNI ingress (tests/bench/sni.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, ${DURATION}s runs;"
+	echo "SNI ingress (tests/bench/sni.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, medians of $ROUNDS ${DURATION}s runs;"
 	echo "handshakes: OpenSSL client, $HS_CONNS connections, TLS 1.2, no resumption; throughput: wrk -t1 -c$TP_CONNS;"
 	echo "exposrd --log-level warn, tunnel via $([ -n "$TC" ] && echo tunnel-client.c || echo ws-peer.js); haproxy nbthread 1)"
 	cat "$TMP/table"
