@@ -6,7 +6,7 @@ SUDO=
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo
 fi
-PACKAGES="gcc make pkg-config libc6-dev libsqlite3-dev curl python3 ca-certificates libssh-dev openssh-client sshpass libbearssl-dev libssl-dev openssl"
+PACKAGES="gcc make pkg-config libc6-dev libsqlite3-dev libpq-dev libhiredis-dev postgresql redis-server curl python3 ca-certificates libssh-dev openssh-client sshpass libbearssl-dev libssl-dev openssl"
 missing=
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
