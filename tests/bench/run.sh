@@ -14,7 +14,7 @@
 #
 # Progress goes to stderr; both tables are printed at the end and written
 # to tests/bench/results-latest.txt.
-# Arguments: the parts to run, tests/bench/<part>.sh (default: api tunnel
+# Arguments: the parts to run, tests/bench/<part>.sh (default: api tunnel ssh sni;
 # ssh);
 # each gets BENCH_RESULTS=<file> for its table.  Environment: see
 # the two scripts (EXPOSRD, BENCH_DURATION, BENCH_CONNS, BENCH_THREADS, ...).
@@ -33,7 +33,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 PARTS=("$@")
-[ ${#PARTS[@]} -gt 0 ] || PARTS=(api tunnel ssh)
+[ ${#PARTS[@]} -gt 0 ] || PARTS=(api tunnel ssh sni)
 rc=0
 for part in "${PARTS[@]}"; do
 	if [ "$part" = run ] || [ ! -f "$HERE/$part.sh" ]; then
