@@ -14,8 +14,7 @@
 #
 # Progress goes to stderr; both tables are printed at the end and written
 # to tests/bench/results-latest.txt.
-# Arguments: the parts to run, tests/bench/<part>.sh (default: api tunnel ssh sni;
-# ssh);
+# Arguments: the parts to run, tests/bench/<part>.sh (default: api tunnel ssh sni)
 # each gets BENCH_RESULTS=<file> for its table.  Environment: see
 # the two scripts (EXPOSRD, BENCH_DURATION, BENCH_CONNS, BENCH_THREADS, ...).
 # Exit status 1 if a part could not run; targets missed do not count.
