@@ -655,7 +655,6 @@ EOF
 		sleep 0.05
 		_w=$((_w + 1))
 	done
-	HOLD_T0=$(now_ms)
 	[ -f "$T/pg-locked" ] || HOLD_ERR="psql did not take the row lock in 10 s: $(cat "$T/hold.out")"
 }
 wait_holder_pgsql() {
@@ -829,7 +828,6 @@ for f in sys.argv[1:]:
 hold_lock_redis() {
 	HOLD_ERR=
 	_r=$(rcli SET "lock:$1" it-test-holder-token NX PX "$2")
-	HOLD_T0=$(now_ms)
 	[ "$_r" = OK ] || HOLD_ERR="SET lock:$1 NX PX $2 answered '$_r'"
 }
 wait_holder_redis() {
