@@ -23,7 +23,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define WS_READ_CHUNK 16384
+#define WS_READ_CHUNK 65536
 #define WS_CTRL_PAYLOAD_MAX 256       /* CLOSE reasons kept from the peer */
 #define WS_CLOSE_LINGER_MS 1000       /* wait for the peer's close frame */
 #define WS_OUT_LOW_WATER (64u << 10)  /* channels may write again below this */
