@@ -44,6 +44,9 @@ static void result_set(struct service_result *r, enum service_status st, const c
 		snprintf(r->details, sizeof(r->details), "%s", details);
 }
 
+/* The answer when a context for an operation cannot be allocated. */
+static const struct service_result oom_result = {SVC_BACKEND, "out of memory"};
+
 static enum service_status status_of(int storage_status)
 {
 	switch (storage_status) {
@@ -173,9 +176,7 @@ static void account_get(struct service *svc, const char *account_id, int brief, 
 {
 	struct read_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
-		struct service_result res;
-		result_set(&res, SVC_BACKEND, "out of memory");
-		cb(arg, &res, NULL);
+		cb(arg, &oom_result, NULL);
 		return;
 	}
 	ctx->svc = svc;
@@ -205,9 +206,7 @@ void service_tunnel_get(struct service *svc, const char *tunnel_id, service_tunn
 {
 	struct read_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
-		struct service_result res;
-		result_set(&res, SVC_BACKEND, "out of memory");
-		cb(arg, &res, NULL);
+		cb(arg, &oom_result, NULL);
 		return;
 	}
 	ctx->svc = svc;
@@ -266,9 +265,7 @@ void service_account_create(struct service *svc, service_account_cb cb, void *ar
 {
 	struct account_create_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
-		struct service_result res;
-		result_set(&res, SVC_BACKEND, "out of memory");
-		cb(arg, &res, NULL);
+		cb(arg, &oom_result, NULL);
 		return;
 	}
 	ctx->svc = svc;
@@ -429,9 +426,7 @@ void service_tunnel_create(struct service *svc, const char *tunnel_id, const cha
 {
 	struct tunnel_create_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
-		struct service_result res;
-		result_set(&res, SVC_BACKEND, "out of memory");
-		cb(arg, &res, NULL);
+		cb(arg, &oom_result, NULL);
 		return;
 	}
 	ctx->svc = svc;
@@ -793,9 +788,7 @@ void service_tunnel_update(struct service *svc, const char *tunnel_id, const cha
 {
 	struct tunnel_update_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
-		struct service_result res;
-		result_set(&res, SVC_BACKEND, "out of memory");
-		cb(arg, &res, NULL);
+		cb(arg, &oom_result, NULL);
 		return;
 	}
 	ctx->svc = svc;
@@ -907,9 +900,7 @@ void service_tunnel_delete(struct service *svc, const char *tunnel_id, const cha
 {
 	struct tunnel_delete_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
-		struct service_result res;
-		result_set(&res, SVC_BACKEND, "out of memory");
-		cb(arg, &res);
+		cb(arg, &oom_result);
 		return;
 	}
 	ctx->svc = svc;
@@ -975,9 +966,7 @@ void service_tunnel_disconnect(struct service *svc, const char *tunnel_id, const
 {
 	struct disconnect_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
-		struct service_result res;
-		result_set(&res, SVC_BACKEND, "out of memory");
-		cb(arg, &res, 0);
+		cb(arg, &oom_result, 0);
 		return;
 	}
 	ctx->svc = svc;
@@ -1029,9 +1018,7 @@ void service_account_disable(struct service *svc, const char *account_id, int di
 {
 	struct account_admin_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
-		struct service_result res;
-		result_set(&res, SVC_BACKEND, "out of memory");
-		cb(arg, &res, NULL);
+		cb(arg, &oom_result, NULL);
 		return;
 	}
 	ctx->svc = svc;
@@ -1090,9 +1077,7 @@ void service_account_delete(struct service *svc, const char *account_id, service
 {
 	struct account_admin_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
-		struct service_result res;
-		result_set(&res, SVC_BACKEND, "out of memory");
-		cb(arg, &res);
+		cb(arg, &oom_result);
 		return;
 	}
 	ctx->svc = svc;
@@ -1142,9 +1127,7 @@ void service_list(struct service *svc, enum storage_ns ns, const char *cursor, s
 {
 	struct list_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
-		struct service_result res;
-		result_set(&res, SVC_BACKEND, "out of memory");
-		cb(arg, &res, NULL, 0, NULL);
+		cb(arg, &oom_result, NULL, 0, NULL);
 		return;
 	}
 	ctx->svc = svc;
